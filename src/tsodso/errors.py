@@ -1,0 +1,64 @@
+"""Exceptions raised by tsodso.
+
+Every error a user can cause names the component, the field and the id involved, so that a
+bad input file can be fixed without reading tsodso's source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+class TsodsoError(Exception):
+    """Base class of every error tsodso raises on purpose (bad input, unknown case, ...)."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found while validating input data.
+
+    Attributes
+    ----------
+    component : str
+        Table or object the problem is in, e.g. ``"branches"`` or ``"feeder_lines"``.
+    field : str
+        Column or attribute, e.g. ``"x_pu"``; ``""`` when the problem is the whole row.
+    id : str
+        Id of the offending element (row id, feeder id, profile name); ``""`` if none.
+    message : str
+        What is wrong, in plain words.
+    """
+
+    component: str
+    field: str
+    id: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.component
+        if self.field:
+            where += f".{self.field}"
+        if self.id:
+            where += f"[{self.id}]"
+        return f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class ValidationError(TsodsoError):
+    """Input data that tsodso refuses; carries the structured list of :class:`Issue`."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = list(issues)
+        head = str(self.issues[0]) if self.issues else "invalid data"
+        more = f" (and {len(self.issues) - 1} more problems)" if len(self.issues) > 1 else ""
+        super().__init__(head + more)
+
+
+class CaseNotFoundError(TsodsoError):
+    """A case, scenario or feeder specification that does not name anything known."""
+
+
+class ParseError(TsodsoError):
+    """A data file that cannot be read (syntax, unsupported statement, missing section)."""

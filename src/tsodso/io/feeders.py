@@ -1,0 +1,111 @@
+"""Radial feeders from MATPOWER distribution cases (case33bw, case69, case141, case85, ...).
+
+The case is read with :func:`tsodso.io.matpower.read_case`, which runs the file's own unit
+conversions (kW to MW, ohm to per unit), then impedances are returned to ohm on the root bus's
+base voltage: ``z_ohm = z_pu * base_kv**2 / base_mva``. Generators other than the one at the
+reference bus become dispatchable DERs (kind ``dg``) owned by no aggregator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsodso.errors import ParseError
+from tsodso.io.matpower import read_case
+from tsodso.model.network import Feeder
+from tsodso.model.profiles import Profiles
+from tsodso.model.schema import conform
+from tsodso.model.system import System
+from tsodso.model.tables import DERS
+
+
+def feeder_from_case(
+    spec: str | Path,
+    feeder_id: str | None = None,
+    interface_bus: int = 0,
+    load_scale: float = 1.0,
+    substation_mva: float = float("inf"),
+    load_profile: str = "",
+) -> tuple[Feeder, pd.DataFrame]:
+    """Read a MATPOWER radial case as a feeder.
+
+    Parameters
+    ----------
+    spec : str or Path
+        ``matpower:case33bw``, ``pglib:...`` or a file path.
+    feeder_id : str, optional
+        Feeder name; defaults to the case name.
+    interface_bus : int
+        Transmission bus the feeder's substation connects to (0 for a stand-alone feeder).
+    load_scale : float
+        Factor applied to every load (and to the DG limits), dimensionless.
+    substation_mva : float
+        Substation transformer rating, MVA (inf = unlimited).
+    load_profile : str
+        Profile name given to every load (``""`` = flat).
+
+    Returns
+    -------
+    (Feeder, pandas.DataFrame)
+        The feeder and the DERs built from its non-slack generators (``ders`` schema).
+    """
+    case = read_case(spec)
+    fid = feeder_id or case.name
+    bus, gen, br = case.bus, case.gen, case.branch
+    ref = np.flatnonzero(bus[:, 1] == 3)
+    if len(ref) != 1:
+        raise ParseError(f"{case.name}: a feeder needs exactly one reference bus, found {len(ref)}")
+    root = int(bus[ref[0], 0])
+    base_kv = float(bus[ref[0], 9])
+    if base_kv <= 0:
+        raise ParseError(f"{case.name}: reference bus {root} has no base kV")
+    z_base = base_kv**2 / case.base_mva
+    non_root = bus[:, 1] != 3
+    vmin = float(np.median(bus[non_root, 12])) if non_root.any() else 0.95
+    vmax = float(np.median(bus[non_root, 11])) if non_root.any() else 1.05
+    info = {
+        "feeder_id": fid, "interface_bus": int(interface_bus), "root_bus": root,
+        "nominal_kv": base_kv, "substation_mva": substation_mva,
+        "v_root_pu": float(bus[ref[0], 7]) or 1.0, "v_min_pu": vmin, "v_max_pu": vmax,
+        "load_scale": load_scale, "source": str(spec),
+    }
+    own_limits = (bus[:, 12] != vmin) | (bus[:, 11] != vmax)
+    buses = pd.DataFrame({
+        "bus_id": bus[:, 0].astype(np.int64),
+        "v_min_pu": np.where(own_limits & non_root, bus[:, 12], np.nan),
+        "v_max_pu": np.where(own_limits & non_root, bus[:, 11], np.nan),
+    })
+    rating = np.where(br[:, 5] == 0, np.inf, br[:, 5])
+    lines = pd.DataFrame({
+        "line_id": np.arange(1, br.shape[0] + 1), "from_bus": br[:, 0].astype(np.int64),
+        "to_bus": br[:, 1].astype(np.int64), "r_ohm": br[:, 2] * z_base,
+        "x_ohm": br[:, 3] * z_base, "b_us": br[:, 4] / z_base * 1e6, "rating_mva": rating,
+        "in_service": br[:, 10] > 0,
+    })
+    has_load = (bus[:, 2] != 0) | (bus[:, 3] != 0)
+    loads = pd.DataFrame({
+        "load_id": bus[has_load, 0].astype(np.int64), "bus_id": bus[has_load, 0].astype(np.int64),
+        "p_mw": bus[has_load, 2] * load_scale, "q_mvar": bus[has_load, 3] * load_scale,
+        "profile": load_profile,
+    })
+    dg = (gen[:, 0] != root) & (gen[:, 7] > 0)
+    ders = pd.DataFrame({
+        "der_id": [f"{fid}/dg{i + 1}" for i in np.flatnonzero(dg)], "kind": "dg",
+        "feeder_id": fid, "bus_id": gen[dg, 0].astype(np.int64),
+        "p_max_mw": gen[dg, 8] * load_scale, "p_min_mw": np.maximum(gen[dg, 9], 0) * load_scale,
+    })
+    ders = conform(ders, DERS)[0]
+    return Feeder.from_tables(info, buses, lines, loads), ders
+
+
+def feeder_system(spec: str | Path, n_periods: int = 1, period_hours: float = 1.0) -> System:
+    """A stand-alone :class:`System` holding one feeder and no transmission grid."""
+    feeder, ders = feeder_from_case(spec)
+    system = System(name=feeder.feeder_id, description=f"feeder {spec}",
+                    profiles=Profiles(period_hours, n_periods), ders=ders)
+    system.add_feeder(feeder)
+    system.meta["source"] = str(spec)
+    return system

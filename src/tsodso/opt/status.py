@@ -1,0 +1,99 @@
+"""Solver-independent solve status and mappings from the HiGHS / Clarabel statuses."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+__all__ = ["SolveStatus", "status_from_clarabel", "status_from_highs"]
+
+
+class SolveStatus(str, Enum):  # noqa: UP042 - a plain ``str`` mixin is the intended API
+    """Normalised outcome of a solve, shared by every back end."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    INFEASIBLE_OR_UNBOUNDED = "infeasible_or_unbounded"
+    ITERATION_LIMIT = "iteration_limit"
+    TIME_LIMIT = "time_limit"
+    NUMERICAL = "numerical"
+    ERROR = "error"
+
+    @property
+    def is_optimal(self) -> bool:
+        """``True`` only for :attr:`OPTIMAL`."""
+        return self is SolveStatus.OPTIMAL
+
+
+_HIGHS: dict[str, SolveStatus] = {
+    "kOptimal": SolveStatus.OPTIMAL,
+    # An empty model (no columns) is trivially solved.
+    "kModelEmpty": SolveStatus.OPTIMAL,
+    "kInfeasible": SolveStatus.INFEASIBLE,
+    "kUnbounded": SolveStatus.UNBOUNDED,
+    "kUnboundedOrInfeasible": SolveStatus.INFEASIBLE_OR_UNBOUNDED,
+    "kIterationLimit": SolveStatus.ITERATION_LIMIT,
+    "kTimeLimit": SolveStatus.TIME_LIMIT,
+    "kSolveError": SolveStatus.NUMERICAL,
+    "kUnknown": SolveStatus.NUMERICAL,
+}
+
+_CLARABEL: dict[str, SolveStatus] = {
+    "Solved": SolveStatus.OPTIMAL,
+    # "Almost" statuses met the reduced tolerances (``reduced_tol_*`` settings); they are
+    # reported as the corresponding exact status, the raw name is kept on the Solution.
+    "AlmostSolved": SolveStatus.OPTIMAL,
+    "PrimalInfeasible": SolveStatus.INFEASIBLE,
+    "AlmostPrimalInfeasible": SolveStatus.INFEASIBLE,
+    "DualInfeasible": SolveStatus.UNBOUNDED,
+    "AlmostDualInfeasible": SolveStatus.UNBOUNDED,
+    "MaxIterations": SolveStatus.ITERATION_LIMIT,
+    "MaxTime": SolveStatus.TIME_LIMIT,
+    "NumericalError": SolveStatus.NUMERICAL,
+    "InsufficientProgress": SolveStatus.NUMERICAL,
+}
+
+
+def _status_name(status: Any) -> str:
+    name = getattr(status, "name", None)
+    if isinstance(name, str):
+        return name
+    text = str(status)
+    # "HighsModelStatus.kOptimal" -> "kOptimal"
+    return text.rsplit(".", 1)[-1]
+
+
+def status_from_highs(model_status: Any) -> SolveStatus:
+    """Map a HiGHS model status to a :class:`SolveStatus`.
+
+    Parameters
+    ----------
+    model_status
+        A ``highspy.HighsModelStatus`` member or its name (e.g. ``"kOptimal"``).
+
+    Returns
+    -------
+    SolveStatus
+        The normalised status; statuses with no counterpart (load/model/presolve errors,
+        interrupts, objective bound/target, memory limit, ...) map to ``ERROR``.
+    """
+    return _HIGHS.get(_status_name(model_status), SolveStatus.ERROR)
+
+
+def status_from_clarabel(status: Any) -> SolveStatus:
+    """Map a Clarabel ``SolverStatus`` to a :class:`SolveStatus`.
+
+    Parameters
+    ----------
+    status
+        A ``clarabel.SolverStatus`` member or its name (e.g. ``"Solved"``).
+
+    Returns
+    -------
+    SolveStatus
+        The normalised status. ``AlmostSolved`` / ``AlmostPrimalInfeasible`` /
+        ``AlmostDualInfeasible`` map to ``OPTIMAL`` / ``INFEASIBLE`` / ``UNBOUNDED``;
+        ``Unsolved`` and ``CallbackTerminated`` map to ``ERROR``.
+    """
+    return _CLARABEL.get(_status_name(status), SolveStatus.ERROR)
