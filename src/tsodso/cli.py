@@ -7,6 +7,7 @@ with status 1 (2 for usage errors); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -51,8 +52,19 @@ def _guard(func: Callable[[], Any]) -> Any:
         raise typer.Exit(1) from None
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no infinity or NaN: such values are printed as null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
+    typer.echo(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
 
 
 def _summary_table(summary: dict[str, Any]) -> Table:

@@ -25,8 +25,9 @@ def build(n: int, rng: np.random.Generator) -> tuple[Model, float]:
     nb = 4
     size = n // nb
     blocks = [
-        model.add_variables(f"x{b}", size, lb=0.0, ub=rng.uniform(1, 10, size),
-                            cost=rng.uniform(1, 5, size))
+        model.add_variables(
+            f"x{b}", size, lb=0.0, ub=rng.uniform(1, 10, size), cost=rng.uniform(1, 5, size)
+        )
         for b in range(nb)
     ]
     # 100k rows, each with 2 nonzeros (pairs of consecutive variables of two blocks).
@@ -35,8 +36,10 @@ def build(n: int, rng: np.random.Generator) -> tuple[Model, float]:
         a = sp.random_array((rows, size), density=1.0 / size, rng=rng, format="csr")
         nxt = blocks[(b + 1) % nb]
         model.add_constraints(
-            f"c{b}", [(blocks[b], a), (nxt, rng.uniform(0.5, 1.5, size))],
-            lb=-np.inf, ub=rng.uniform(5, 10, rows),
+            f"c{b}",
+            [(blocks[b], a), (nxt, rng.uniform(0.5, 1.5, size))],
+            lb=-np.inf,
+            ub=rng.uniform(5, 10, rows),
         )
     return model, time.perf_counter() - t0
 
@@ -64,8 +67,10 @@ def main() -> None:
         )
     t0 = time.perf_counter()
     sol = model.solve("highs")
-    print(f"HiGHS solve: {sol.status.value}, build_s={sol.build_s:.3f}, "
-          f"solve_s={time.perf_counter() - t0:.3f}")
+    print(
+        f"HiGHS solve: {sol.status.value}, build_s={sol.build_s:.3f}, "
+        f"solve_s={time.perf_counter() - t0:.3f}"
+    )
 
 
 if __name__ == "__main__":

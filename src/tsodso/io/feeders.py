@@ -3,7 +3,9 @@
 The case is read with :func:`tsodso.io.matpower.read_case`, which runs the file's own unit
 conversions (kW to MW, ohm to per unit), then impedances are returned to ohm on the root bus's
 base voltage: ``z_ohm = z_pu * base_kv**2 / base_mva``. Generators other than the one at the
-reference bus become dispatchable DERs (kind ``dg``) owned by no aggregator.
+reference bus become dispatchable DERs (kind ``dg``) owned by no aggregator. Voltage limits
+are the file's (VMIN/VMAX of the non-root buses); a file that gives no band (VMIN >= VMAX, as
+case28da's 1.0/1.0) gets :data:`DEFAULT_BAND`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from tsodso.model.profiles import Profiles
 from tsodso.model.schema import conform
 from tsodso.model.system import System
 from tsodso.model.tables import DERS
+
+DEFAULT_BAND = (0.95, 1.05)  # pu, used when a case gives no voltage band (EN 50160-like)
 
 
 def feeder_from_case(
@@ -66,6 +70,8 @@ def feeder_from_case(
     non_root = bus[:, 1] != 3
     vmin = float(np.median(bus[non_root, 12])) if non_root.any() else 0.95
     vmax = float(np.median(bus[non_root, 11])) if non_root.any() else 1.05
+    if vmin >= vmax:  # the file gives no voltage band (e.g. VMIN = VMAX = 1)
+        vmin, vmax = DEFAULT_BAND
     info = {
         "feeder_id": fid, "interface_bus": int(interface_bus), "root_bus": root,
         "nominal_kv": base_kv, "substation_mva": substation_mva,

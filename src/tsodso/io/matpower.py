@@ -369,8 +369,9 @@ def _costs(case: MatpowerCase, n_gen: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     if bad.any():
         raise ParseError(f"{case.name}: generator {int(ids[bad][0])}: unknown cost model "
                          f"{model[bad][0]}")
-    for degree_terms, target in ((3, ("cost_c2", "cost_c1", "cost_c0")), (2, ("cost_c1", "cost_c0")),
-                                 (1, ("cost_c0",))):
+    terms_by_count = {3: ("cost_c2", "cost_c1", "cost_c0"), 2: ("cost_c1", "cost_c0"),
+                      1: ("cost_c0",)}
+    for degree_terms, target in terms_by_count.items():
         rows = poly & (ncost == degree_terms)
         if not rows.any():
             continue

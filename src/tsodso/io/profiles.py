@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsodso.errors import TsodsoError, ValidationError
-from tsodso.errors import Issue
+from tsodso.errors import Issue, TsodsoError, ValidationError
 from tsodso.io.matpower import _package_dir
 
 STEPS_PER_DAY = 96  # SimBench resolution: 15 minutes

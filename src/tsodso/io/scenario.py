@@ -32,8 +32,8 @@ from tsodso.io.feeders import feeder_from_case
 from tsodso.io.matpower import load_grid
 from tsodso.io.profiles import simbench_series
 from tsodso.model.profiles import Profiles
-from tsodso.model.system import System
 from tsodso.model.schema import conform
+from tsodso.model.system import System
 from tsodso.model.tables import DER_KINDS, DERS
 from tsodso.model.topology import downstream_load
 from tsodso.rules import MarketRules, get_rules
@@ -93,6 +93,15 @@ class _Reader:
             raise self._issue(key, f"must be >= {low}")
         return value
 
+    def items(self, key: str, kind: type, default: Any = ...) -> list[Any]:
+        """A list whose every item is of ``kind`` (bools are not ints)."""
+        values = self.get(key, list, default)
+        for i, v in enumerate(values):
+            if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+                raise self._issue(f"{key}[{i}]", f"expected {kind.__name__}, "
+                                                 f"got {type(v).__name__}")
+        return values
+
     def sub(self, key: str) -> _Reader:
         return _Reader(self.data.get(key), f"{self.path}.{key}".strip("."))
 
@@ -139,6 +148,7 @@ def build_scenario(data: Any, base_dir: Path | None = None) -> System:
     system.name = top.get("name", str, system.name or "scenario")
     system.description = top.get("description", str, system.description)
     system.rules = rules
+    system.check()  # DERs are placed on a consistent network only
     rng = np.random.default_rng(seed)
     ders = _place_ders(system, top.sub("ders"), rng)
     if len(ders):
@@ -190,7 +200,7 @@ def _compose(top: _Reader, base_dir: Path | None, n_periods: int,
 def _resolve(spec: str, base_dir: Path | None) -> str:
     if ":" in spec or base_dir is None:
         return spec
-    return str((base_dir / spec)) if not Path(spec).is_absolute() else spec
+    return str(base_dir / spec) if not Path(spec).is_absolute() else spec
 
 
 def _profiles(r: _Reader, n_periods: int, period_hours: float) -> pd.DataFrame:
@@ -206,7 +216,7 @@ def _profiles(r: _Reader, n_periods: int, period_hours: float) -> pd.DataFrame:
             raise ValidationError([Issue("scenario", f"profiles.series.{key}", "",
                                          "expected a SimBench column name")])
     frame = simbench_series(dict(names), r.integer("day", 0, low=0), n_periods, period_hours)
-    for name in r.get("normalize", list, []):
+    for name in r.items("normalize", str, []):
         if name not in frame:
             raise ValidationError([Issue("scenario", "profiles.normalize", str(name),
                                          "not a profile of profiles.series")])
@@ -218,7 +228,7 @@ def _attach_feeders(system: System, r: _Reader, base_dir: Path | None, profile: 
     """Attach copies of a feeder case at transmission buses, moving load from the bus."""
     r.known("case", "at", "per_bus", "scale", "substation_margin", "line_margin", "id")
     case = _resolve(r.get("case", str), base_dir)
-    at = r.get("at", list)
+    at = r.items("at", int)
     per_bus = r.integer("per_bus", 1, low=1)
     scale = r.number("scale", 1.0, positive=True)
     sub_margin = r.number("substation_margin", math.inf, positive=True)

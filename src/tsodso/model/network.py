@@ -59,7 +59,8 @@ class TransmissionGrid:
             issues.append(Issue("grid", "base_mva", self.name, "must be a number > 0"))
         for attr, schema in self.TABLES.items():
             table, found = conform(getattr(self, attr), schema)
-            setattr(self, attr, table)
+            if not found:  # a table with issues stays as the user gave it
+                setattr(self, attr, table)
             issues += found
         return issues
 

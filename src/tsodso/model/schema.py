@@ -18,7 +18,8 @@ import pandas as pd
 from tsodso.errors import Issue
 
 Dtype = Literal["int", "float", "str", "bool"]
-_PANDAS_DTYPE: dict[str, str] = {"int": "int64", "float": "float64", "str": "object", "bool": "bool"}
+_PANDAS_DTYPE: dict[str, str] = {
+    "int": "int64", "float": "float64", "str": "object", "bool": "bool"}
 _NO_DEFAULT = object()
 
 
@@ -169,14 +170,15 @@ def _coerce(raw: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
         bad = np.array([c is None for c in conv], dtype=bool)
         return pd.Series([bool(c) for c in conv], index=raw.index, dtype=bool), bad
     is_boolish = raw.dtype == bool or _flags(raw, lambda v: isinstance(v, bool | np.bool_))
-    num = pd.to_numeric(raw, errors="coerce") if raw.dtype == object or raw.dtype.kind not in "iuf" \
-        else raw
+    numeric = raw.dtype != object and raw.dtype.kind in "iuf"
+    num = raw if numeric else pd.to_numeric(raw, errors="coerce")
     bad = (num.isna().to_numpy() & raw.notna().to_numpy()) | np.asarray(is_boolish, dtype=bool)
     if col.dtype == "int":
         vals = num.to_numpy(dtype=float)
         nonint = ~np.isnan(vals) & (np.abs(vals - np.round(vals)) > 1e-9)
         bad |= nonint | np.isnan(vals)
-        return pd.Series(np.where(bad, 0, np.nan_to_num(vals)).astype(np.int64), index=raw.index), bad
+        ints = np.where(bad, 0, np.nan_to_num(vals)).astype(np.int64)
+        return pd.Series(ints, index=raw.index), bad
     return num.astype(float), bad
 
 

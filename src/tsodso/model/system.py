@@ -98,7 +98,8 @@ class System:
         issues = self.grid.conform()
         for attr, schema in self.TABLES.items():
             table, found = conform(getattr(self, attr), schema)
-            setattr(self, attr, table)
+            if not found:  # a table with issues stays as the user gave it
+                setattr(self, attr, table)
             issues += found
         if issues:  # cross-checks assume well-typed tables
             return issues
@@ -172,7 +173,8 @@ class System:
             "gen_capacity_mw": float(gens.pmax_mw.sum()),
             "der_capacity_mw": {str(k): float(v) for k, v in der_by_kind.items()},
             "der_capacity_by_feeder_mw": {
-                str(f): {str(k): float(v) for k, v in row.items()} for f, row in by_feeder.iterrows()
+                str(f): {str(k): float(v) for k, v in row.items()}
+                for f, row in by_feeder.iterrows()
             },
             "penetration_pct": {
                 str(f): (None if pd.isna(v) else round(float(v), 3)) for f, v in penetration.items()

@@ -36,7 +36,8 @@ def feeder_topology_issues(
     n_line = live.groupby("feeder_id").size().reindex(n_bus.index, fill_value=0)
     self_loop = live.from_bus == live.to_bus
     for fid, lid in zip(live.feeder_id[self_loop], live.line_id[self_loop], strict=True):
-        issues.append(Issue("feeder_lines", "to_bus", f"{fid}/{lid}", "line connects a bus to itself"))
+        issues.append(
+            Issue("feeder_lines", "to_bus", f"{fid}/{lid}", "line connects a bus to itself"))
     for fid in feeders.feeder_id:
         mine = (buses.feeder_id == fid).to_numpy()
         unreached = buses.bus_id.to_numpy()[mine & (label != root_label[fid])]

@@ -88,7 +88,11 @@ class HighsBackend:
             start = np.zeros(n + 1, dtype=np.int32)
             np.cumsum(qdiag != 0, out=start[1:])
             status = h.passHessian(
-                n, nz.size, int(highspy.HessianFormat.kTriangular), start, _i32(nz),
+                n,
+                nz.size,
+                int(highspy.HessianFormat.kTriangular),
+                start,
+                _i32(nz),
                 _f64(qdiag[nz]),
             )
             _check(status, "passHessian")
@@ -152,8 +156,8 @@ class HighsBackend:
             for key in ("simplex_iteration_count", "ipm_iteration_count", "qp_iteration_count")
         )
         n, m = self._n, self._m
-        nan_n, nan_m = np.full(n, np.nan), np.full(m, np.nan)
-        x, col_dual, row_dual, objective = nan_n, nan_n, nan_m, float("nan")
+        x, col_dual, row_dual = np.full(n, np.nan), np.full(n, np.nan), np.full(m, np.nan)
+        objective = float("nan")
         if status is SolveStatus.OPTIMAL or info.primal_solution_status == _FEASIBLE:
             sol = h.getSolution()
             if sol.value_valid or not n:
@@ -161,6 +165,7 @@ class HighsBackend:
             if status is SolveStatus.OPTIMAL and (sol.dual_valid or not n):
                 col_dual = np.asarray(sol.col_dual, dtype=np.float64).reshape(n)
                 row_dual = np.asarray(sol.row_dual, dtype=np.float64).reshape(m)
+        if status is SolveStatus.OPTIMAL:
             objective = float(h.getObjectiveValue()) + self._model.objective_offset
         return Solution(
             status=status,

@@ -42,7 +42,7 @@ class VarBlock(_Block):
 
 @dataclass(frozen=True, eq=False)
 class ConBlock(_Block):
-    """A named block of ``size`` linear rows ``lb <= A x <= ub`` occupying rows ``[start, stop)``."""
+    """A named block of ``size`` linear rows ``lb <= A x <= ub`` (rows ``[start, stop)``)."""
 
 
 @dataclass(frozen=True, eq=False)

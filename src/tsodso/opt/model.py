@@ -250,9 +250,7 @@ class Model:
         self._structure_changed()
         return block
 
-    def _terms_coo(
-        self, terms: Terms, what: str
-    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    def _terms_coo(self, terms: Terms, what: str) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """Turn ``[(block, coef), ...]`` into ``(m, rows, global_cols, vals)``."""
         items = _term_list(terms)
         if not items:
@@ -450,7 +448,7 @@ class Model:
             if kj != k:
                 raise ValueError(f"{what}: component {j} has {kj} rows, expected {k}")
             comps.append((rj, cj, vj))
-        consts = np.column_stack([d, b]) if k else np.zeros((0, 1 + p))
+        consts = np.column_stack([d, b])
         return self._add_cone_block(name, comps, consts, rotated=False)
 
     def add_rotated_soc(
@@ -501,9 +499,7 @@ class Model:
             if kj != k:
                 raise ValueError(f"{what}: w component {j} has {kj} rows, expected {k}")
             comps.append((rj, cj, vj))
-        consts = np.column_stack([s * (u0 + v0), s * (u0 - v0), w0]) if k else np.zeros(
-            (0, 2 + p)
-        )
+        consts = np.column_stack([s * (u0 + v0), s * (u0 - v0), w0])
         return self._add_cone_block(name, comps, consts, rotated=True)
 
     # ------------------------------------------------------- value updates
@@ -560,9 +556,8 @@ class Model:
     # ---------------------------------------------- accessors for back ends
     def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(lb, ub, cost, qdiag)`` of all columns (internal arrays, do not modify)."""
-        return self._col_lb.array(), self._col_ub.array(), self._col_cost.array(), (
-            self._qdiag.array()
-        )
+        lb, ub = self._col_lb.array(), self._col_ub.array()
+        return lb, ub, self._col_cost.array(), self._qdiag.array()
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lb, ub)`` of all linear rows (internal arrays, do not modify)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsodso.opt.blocks import ConBlock, ConeBlock, VarBlock
+from tsodso.opt.blocks import ConBlock, ConeBlock, VarBlock, _Block
 from tsodso.opt.status import SolveStatus
 
 __all__ = ["Solution"]
@@ -41,9 +41,11 @@ class Solution:
     status : SolveStatus
         Normalised solve status.
     objective : float
-        Optimal objective (including the constant offset); ``nan`` if not available.
+        Optimal objective (including the constant offset); ``nan`` unless ``OPTIMAL``.
     x : numpy.ndarray
-        Full primal vector (``nan`` when the solver did not produce a primal solution).
+        Full primal vector. ``nan`` unless ``OPTIMAL``, except that HiGHS's last primal
+        point is kept when HiGHS reports it primal feasible (e.g. at a limit or for an
+        unbounded LP). Duals are ``nan`` unless ``OPTIMAL``.
     row_dual : numpy.ndarray
         Duals of all linear rows (d obj* / d rhs, see module docstring).
     col_dual : numpy.ndarray
@@ -57,9 +59,11 @@ class Solution:
     iterations : int
         Solver iteration count (simplex + IPM + QP iterations for HiGHS).
     build_s : float
-        Wall time spent assembling / passing / updating the model in this call [s].
+        Wall time of the tsodso side of this call [s]: assembling the matrices (first solve)
+        or the update vectors (re-solve); for HiGHS including ``passModel``/``passHessian``.
     solve_s : float
-        Wall time spent inside the solver [s].
+        Wall time of the solver [s]: ``Highs.run``; for Clarabel the ``DefaultSolver``
+        construction (equilibration, KKT setup) or ``update`` plus ``solve``.
     """
 
     status: SolveStatus
@@ -81,11 +85,11 @@ class Solution:
 
     def value(self, block: VarBlock) -> np.ndarray:
         """Primal values of ``block`` (a copy, shape ``(len(block),)``)."""
-        return self.x[_checked(block.slice, self.x.size, block.name)].copy()
+        return self.x[_checked(block, VarBlock, self.x.size)].copy()
 
     def reduced_cost(self, block: VarBlock) -> np.ndarray:
         """Reduced costs of ``block``: d obj* / d (active bound), shape ``(len(block),)``."""
-        return self.col_dual[_checked(block.slice, self.col_dual.size, block.name)].copy()
+        return self.col_dual[_checked(block, VarBlock, self.col_dual.size)].copy()
 
     def dual(self, con: ConBlock) -> np.ndarray:
         """Duals of a linear constraint block: d obj* / d rhs, shape ``(len(con),)``.
@@ -94,7 +98,7 @@ class Solution:
         respect to the active bound (``<= 0`` for an active upper bound, ``>= 0`` for an
         active lower bound, ``0`` if inactive).
         """
-        return self.row_dual[_checked(con.slice, self.row_dual.size, con.name)].copy()
+        return self.row_dual[_checked(con, ConBlock, self.row_dual.size)].copy()
 
     def cone_dual(self, cone: ConeBlock) -> np.ndarray:
         """Sensitivity of the optimal objective to the constant terms of a cone block.
@@ -107,7 +111,7 @@ class Solution:
             d obj*/d b_i. For a rotated cone from :meth:`~tsodso.opt.Model.add_rotated_soc`:
             shape ``(k, 2 + p)`` with columns ``[u_const, v_const, w_const...]``.
         """
-        g = self.soc_dual[_checked(cone.slice, self.soc_dual.size, cone.name)]
+        g = self.soc_dual[_checked(cone, ConeBlock, self.soc_dual.size)]
         g = g.reshape(cone.k, cone.dim)
         if not cone.rotated:
             return g.copy()
@@ -119,7 +123,9 @@ class Solution:
         return out
 
 
-def _checked(s: slice, size: int, name: str) -> slice:
-    if s.stop > size:
-        raise ValueError(f"block {name!r} does not belong to the model of this solution")
-    return s
+def _checked(block: _Block, kind: type[_Block], size: int) -> slice:
+    if not isinstance(block, kind):
+        raise TypeError(f"expected a {kind.__name__}, got {type(block).__name__}")
+    if block.stop > size:
+        raise ValueError(f"block {block.name!r} does not belong to the model of this solution")
+    return block.slice

@@ -8,8 +8,8 @@
 %   OUT_DIR        where the three JSON files are written
 %
 % Output (numbers written with the shortest %.15g/%.16g/%.17g form that
-% reads back to the identical double; no timestamps, so reruns are
-% byte-identical):
+% reads back to the identical double, Inf as Infinity; no timestamps, so
+% reruns are byte-identical):
 %   matpower_loadcase.json  per-case counts and sums, as loadcase returns them
 %   matpower_dcopf.json     rundcopf objective, LMPs, dispatch, flow multipliers
 %   matpower_pf.json        runpf (Newton) voltages and losses
@@ -23,8 +23,13 @@
 
 function s = jnum(x)
   % shortest decimal string that round-trips to the same double
-  if isnan(x) || isinf(x)
-    s = 'null';   % not expected in any output; kept valid JSON
+  % Non-finite values (e.g. PMAX = Inf in case59) are written the way Python's
+  % json module writes and reads them: NaN, Infinity, -Infinity.
+  if isnan(x)
+    s = 'NaN';
+    return;
+  elseif isinf(x)
+    if x > 0, s = 'Infinity'; else, s = '-Infinity'; end
     return;
   end
   for p = 15:17
