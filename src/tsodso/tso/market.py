@@ -1,0 +1,494 @@
+"""Multi-period DC-OPF market clearing of the TSO, with reserves, storage and DER offers.
+
+Formulation (all periods at once; ``dt`` is the period length in hours)::
+
+    min  sum_t dt * [ gen cost(p_t) + offer prices . q_t + VOLL * (shed_t + spill_t)
+                      + penalty * reserve shortfall_t ]
+    s.t. Cg p_t + Co q_t + Cs (dis_t - ch_t) - Ce ev_t + shed_t - spill_t - Bbus theta_t
+             = load_t + gs + p_shift                                     (balance, dual = LMP)
+         -rate <= Bf theta_t + pf_shift <= rate                          (branch limits)
+         -ramp_down dt <= p_t - p_{t-1} <= ramp_up dt                   (ramping)
+         e_t = e_{t-1} + eta_c ch_t dt - dis_t dt / eta_d,  e_T >= e_0    (storage)
+         p_t + sum up-reserves <= pmax,  p_t - sum down-reserves >= pmin (headroom)
+         sum reserves_k + shortfall_k >= requirement_k,t                (reserve, dual = price)
+
+Prices are duals divided by ``dt`` (positive $/MWh). The LMP is decomposed as MATPOWER and
+the ISOs do: energy = the LMP at the reference bus, congestion = the rest (equal to
+``-PTDF' mu`` with ``mu`` the branch shadow prices), loss = 0 in this lossless DC model.
+Load shedding and spill are explicit, priced at the rules' value of lost load, and reported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from tsodso.errors import TsodsoError
+from tsodso.model.system import System
+from tsodso.opt import Model, SolveStatus
+from tsodso.rules import MarketRules
+from tsodso.tso.dc_network import DcNetwork, build_dc_network
+from tsodso.tso.offers import TsoView, tso_view
+from tsodso.tso.reserves import DEFAULT_PRODUCTS, ReserveProduct
+
+
+@dataclass
+class TsoOptions:
+    """Options of the TSO market (small, explicit, defaults that match MATPOWER's DC OPF).
+
+    Attributes
+    ----------
+    periods : int, optional
+        Number of periods to clear (default: the system's horizon).
+    reserves : bool
+        Co-optimise the reserve ``products``.
+    products : tuple of ReserveProduct
+        Reserve products and their requirements.
+    zonal_reserves : bool
+        One requirement per load zone (bus ``zone``) instead of system-wide.
+    ramping : bool
+        Enforce generator ramp limits between periods.
+    rules : MarketRules, optional
+        Participation rules (default: the system's).
+    solver : str
+        ``auto`` (HiGHS for linear costs, Clarabel for quadratic ones), ``highs`` or
+        ``clarabel``. Quadratic costs go to Clarabel because HiGHS 1.16's active-set QP
+        solver cycled on MATPOWER's case9 (4 million iterations without progress).
+    """
+
+    periods: int | None = None
+    reserves: bool = False
+    products: tuple[ReserveProduct, ...] = DEFAULT_PRODUCTS
+    zonal_reserves: bool = False
+    ramping: bool = True
+    rules: MarketRules | None = None
+    solver: str = "auto"
+
+
+@dataclass
+class TsoResult:
+    """Outcome of a TSO clearing. Frames are indexed by period; columns are case ids."""
+
+    status: SolveStatus
+    objective: float
+    lmp: pd.DataFrame
+    lmp_energy: pd.DataFrame
+    lmp_congestion: pd.DataFrame
+    lmp_loss: pd.DataFrame
+    dispatch: pd.DataFrame
+    flows: pd.DataFrame
+    branch_shadow_price: pd.DataFrame
+    binding_branches: list[int]
+    offers: pd.DataFrame
+    der_dispatch: pd.DataFrame
+    storage_energy: pd.DataFrame
+    shed: pd.DataFrame
+    spill: pd.DataFrame
+    reserve_prices: pd.DataFrame
+    reserve_awards: dict[str, pd.DataFrame]
+    reserve_shortfall: pd.DataFrame
+    excluded: pd.DataFrame
+    interface_load: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` form (bus and generator ids as strings)."""
+
+        def cols(frame: pd.DataFrame) -> dict[str, list[float]]:
+            return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
+
+        return {
+            "status": self.status.value,
+            "objective": self.objective,
+            "lmp": cols(self.lmp),
+            "lmp_energy": cols(self.lmp_energy),
+            "lmp_congestion": cols(self.lmp_congestion),
+            "lmp_loss": cols(self.lmp_loss),
+            "dispatch": cols(self.dispatch),
+            "binding_branches": self.binding_branches,
+            "branch_shadow_price": {str(c): [float(v) for v in self.branch_shadow_price[c]]
+                                    for c in self.binding_branches},
+            "reserve_prices": cols(self.reserve_prices),
+            "load_shed_mwh": float(self.shed.to_numpy().sum()),
+            "excluded_ders": self.excluded.to_dict(orient="records"),
+            "timings": self.timings,
+        }
+
+
+def _kron(a: sp.sparray | np.ndarray, periods: int) -> sp.csr_array:
+    """Block-diagonal repetition of ``a`` over the periods (variables are period-major)."""
+    return sp.csr_array(sp.kron(sp.identity(periods, format="csr"), sp.csr_array(a)))
+
+
+def _select(n: int, idx: np.ndarray) -> sp.csr_array:
+    """Rows of the n x n identity picked by ``idx``."""
+    return sp.csr_array((np.ones(len(idx)), (np.arange(len(idx)), idx)), shape=(len(idx), n))
+
+
+def _incidence(n_rows: int, pos: np.ndarray) -> sp.csr_array:
+    """(n_rows x len(pos)) matrix with a one at (pos[j], j)."""
+    return sp.csr_array((np.ones(len(pos)), (pos, np.arange(len(pos)))),
+                        shape=(n_rows, len(pos)))
+
+
+def _lag(periods: int) -> sp.csr_array:
+    """(T x T) matrix with ones below the diagonal: (L x)_t = x_{t-1}."""
+    return sp.csr_array(sp.eye(periods, k=-1, format="csr"))
+
+
+class TsoMarket:
+    """A TSO market built once and re-solved as loads or prices change.
+
+    ``TsoMarket(system).solve()`` clears the market; :meth:`set_interface_load` changes the
+    fixed load at interface buses without rebuilding (the coordination schemes use it).
+    """
+
+    def __init__(self, system: System, options: TsoOptions | None = None,
+                 view: TsoView | None = None):
+        t0 = time.perf_counter()
+        self.system = system
+        self.options = options or TsoOptions()
+        self.rules = self.options.rules or system.rules
+        self.T = min(self.options.periods or system.n_periods, system.n_periods)
+        self.dt = float(system.profiles.period_hours)
+        self.net: DcNetwork = build_dc_network(system.grid)
+        self.view = view or tso_view(system, self.rules)
+        self._build()
+        self.timings = {"build_s": time.perf_counter() - t0}
+
+    # ------------------------------------------------------------------ inputs
+    def _bus_load(self) -> np.ndarray:
+        """(T x N) fixed load at each bus, MW: transmission loads, shunts, interface loads."""
+        g, net, T = self.system.grid, self.net, self.T
+        loads = g.loads[g.loads.in_service & g.loads.bus_id.isin(net.bus_ids)]
+        mult = self.system.profiles.multipliers(loads.profile)[:T]
+        load = np.zeros((T, net.n_bus))
+        pos = net.positions(loads.bus_id, "loads")
+        np.add.at(load.T, pos, (mult * loads.p_mw.to_numpy()).T)
+        iface = self.view.fixed_load.iloc[:T]
+        if iface.shape[1]:
+            np.add.at(load.T, net.positions(iface.columns.to_numpy(), "feeders"),
+                      iface.to_numpy().T)
+        return load
+
+    # ------------------------------------------------------------------- model
+    def _build(self) -> None:
+        sysm, net, T, dt, rules = self.system, self.net, self.T, self.dt, self.rules
+        N = net.n_bus
+        m = Model("tso")
+        self.model = m
+        gens = sysm.grid.generators[sysm.grid.generators.in_service].reset_index(drop=True)
+        self.gens = gens
+        G = len(gens)
+        gpos = net.positions(gens.bus_id, "generators")
+        buses = sysm.grid.buses.set_index("bus_id").loc[net.bus_ids]
+
+        # ---- generators
+        tile = lambda v: np.tile(np.asarray(v, dtype=float), T)  # noqa: E731
+        pwl = (gens.cost_model == "piecewise_linear").to_numpy()
+        c1 = np.where(pwl, 0.0, gens.cost_c1.to_numpy())
+        self.p = m.add_variables("p_gen", T * G, lb=tile(gens.pmin_mw), ub=tile(gens.pmax_mw),
+                                 cost=tile(c1 * dt))
+        c2 = np.where(pwl, 0.0, gens.cost_c2.to_numpy())
+        self.quadratic = bool((c2 != 0).any())
+        if self.quadratic:
+            m.add_quadratic_cost(self.p, tile(2 * c2 * dt))
+        m.add_objective_offset(float(np.where(pwl, 0.0, gens.cost_c0).sum()) * dt * T)
+        if pwl.any():
+            self._pwl_costs(gens, pwl)
+
+        # ---- angles (reference buses fixed)
+        lb = np.full(N, -np.inf)
+        ub = np.full(N, np.inf)
+        lb[net.ref] = ub[net.ref] = net.ref_angle
+        self.theta = m.add_variables("theta", T * N, lb=tile(lb), ub=tile(ub))
+
+        # ---- DER offers at interface buses
+        v = self.view
+        E = len(v.energy.table)
+        self.q = m.add_variables("offer", T * E, lb=v.energy.p_min[:T].ravel(),
+                                 ub=v.energy.p_max[:T].ravel(),
+                                 cost=tile(v.energy.table.price_per_mwh.to_numpy(float) * dt))
+        budget = v.energy.table.budget_mwh.to_numpy(dtype=float)
+        finite = np.flatnonzero(np.isfinite(budget))
+        if len(finite):
+            rows = sp.kron(np.full((1, T), dt), _select(E, finite))
+            m.add_constraints("offer_budget", [(self.q, rows)], ub=budget[finite])
+        st = v.storage.table
+        S = len(st)
+        pch = st.p_charge_mw.to_numpy(float)
+        pdis = st.p_discharge_mw.to_numpy(float)
+        self.ch = m.add_variables("st_charge", T * S, ub=tile(pch))
+        self.dis = m.add_variables("st_discharge", T * S, ub=tile(pdis),
+                                   cost=tile(st.cost_per_mwh.to_numpy(float) * dt))
+        e_lb = np.tile(st.e_min_mwh.to_numpy(float), (T, 1))
+        if S:
+            e_lb[-1] = np.maximum(e_lb[-1], st.e_init_mwh.to_numpy(float))  # end >= start
+        self.e = m.add_variables("st_energy", T * S, lb=e_lb.ravel(),
+                                 ub=tile(st.e_max_mwh.to_numpy(float)))
+        if S:
+            eye = sp.identity(T * S, format="csr")
+            rhs = np.zeros((T, S))
+            rhs[0] = st.e_init_mwh.to_numpy(float)
+            m.add_constraints("st_balance", [
+                (self.e, eye - sp.kron(_lag(T), sp.identity(S))),
+                (self.ch, -dt * tile(st.eta_charge.to_numpy(float))),
+                (self.dis, dt / tile(st.eta_discharge.to_numpy(float))),
+            ], lb=rhs.ravel(), ub=rhs.ravel())
+        ev = v.ev.table
+        V = len(ev)
+        self.evc = m.add_variables("ev_charge", T * V, ub=v.ev.p_charge[:T].ravel())
+        self.eve = m.add_variables("ev_energy", T * V, ub=tile(ev.e_max_mwh.to_numpy(float)))
+        self.ev_short = m.add_variables("ev_shortfall", V,
+                                        cost=np.full(V, rules.value_of_lost_load))
+        if V:
+            rhs = np.zeros((T, V))
+            rhs[0] = ev.e_init_mwh.to_numpy(float)
+            m.add_constraints("ev_balance", [
+                (self.eve, sp.identity(T * V) - sp.kron(_lag(T), sp.identity(V))),
+                (self.evc, -dt * tile(ev.eta_charge.to_numpy(float))),
+            ], lb=rhs.ravel(), ub=rhs.ravel())
+            dep = np.minimum(ev.departure.to_numpy(int), T) - 1
+            pick = sp.csr_array((np.ones(V), (np.arange(V), dep * V + np.arange(V))),
+                                shape=(V, T * V))
+            m.add_constraints("ev_need", [(self.eve, pick), (self.ev_short, 1.0)],
+                              lb=ev.need_mwh.to_numpy(float))
+
+        # ---- slack: load shedding and spill at value of lost load
+        load = self._bus_load()
+        self.load = load
+        voll = rules.value_of_lost_load * dt
+        self.shed = m.add_variables("shed", T * N, ub=np.maximum(load, 0).ravel(), cost=voll)
+        self.spill = m.add_variables("spill", T * N, cost=voll)
+
+        # ---- nodal balance
+        opos = net.positions(v.energy.table.bus_id.to_numpy(int), "offers") if E else []
+        spos = net.positions(st.bus_id.to_numpy(int), "storage") if S else []
+        vpos = net.positions(ev.bus_id.to_numpy(int), "ev") if V else []
+        rhs = load + buses.gs_mw.to_numpy() + net.pbus_shift
+        self.balance = m.add_constraints("balance", [
+            (self.p, _kron(_incidence(N, gpos), T)),
+            (self.q, _kron(_incidence(N, np.asarray(opos, dtype=int)), T)),
+            (self.dis, _kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
+            (self.ch, -_kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
+            (self.evc, -_kron(_incidence(N, np.asarray(vpos, dtype=int)), T)),
+            (self.shed, 1.0), (self.spill, -1.0),
+            (self.theta, -_kron(net.bbus, T)),
+        ], lb=rhs.ravel(), ub=rhs.ravel())
+        self._balance_shift = buses.gs_mw.to_numpy() + net.pbus_shift
+
+        # ---- branch limits (rated branches only)
+        rated = np.flatnonzero(np.isfinite(net.rate))
+        self.rated = rated
+        bf = net.bf.tocsr()[rated]
+        self.flow_limit = m.add_constraints(
+            "branch_limit", [(self.theta, _kron(bf, T))],
+            lb=tile(-net.rate[rated] - net.pf_shift[rated]),
+            ub=tile(net.rate[rated] - net.pf_shift[rated]))
+
+        # ---- ramping
+        ramp_up = gens.ramp_up_mw_per_h.to_numpy() * dt
+        ramp_dn = gens.ramp_down_mw_per_h.to_numpy() * dt
+        limited = np.flatnonzero(np.isfinite(ramp_up) | np.isfinite(ramp_dn))
+        if self.options.ramping and T > 1 and len(limited):
+            diff = sp.csr_array(sp.eye(T - 1, T, k=1) - sp.eye(T - 1, T))
+            m.add_constraints("ramp", [(self.p, sp.kron(diff, _select(G, limited)))],
+                              lb=np.tile(-ramp_dn[limited], T - 1),
+                              ub=np.tile(ramp_up[limited], T - 1))
+
+        # ---- reserves
+        self.reserve_vars: dict[str, tuple[Any, Any]] = {}
+        self.reserve_req: dict[str, Any] = {}
+        if self.options.reserves:
+            self._reserves(gens, gpos, st, spos, load)
+
+    def _pwl_costs(self, gens: pd.DataFrame, pwl: np.ndarray) -> None:
+        """Epigraph of piecewise-linear costs: y >= c_k + s_k (p - p_k) for every segment."""
+        m, T, dt = self.model, self.T, self.dt
+        G = len(gens)
+        ids = gens.gen_id.to_numpy()[pwl]
+        gpos = np.flatnonzero(pwl)
+        pts = self.system.grid.gen_cost_points.sort_values(["gen_id", "point"])
+        pts = pts[pts.gen_id.isin(ids)]
+        same = pts.gen_id.to_numpy()[1:] == pts.gen_id.to_numpy()[:-1]
+        p0, p1 = pts.p_mw.to_numpy()[:-1][same], pts.p_mw.to_numpy()[1:][same]
+        c0, c1 = pts.cost_per_h.to_numpy()[:-1][same], pts.cost_per_h.to_numpy()[1:][same]
+        seg_gen = pts.gen_id.to_numpy()[:-1][same]
+        slope = (c1 - c0) / (p1 - p0)
+        col = pd.Index(ids).get_indexer(seg_gen)
+        K = len(slope)
+        self.y = m.add_variables("pwl_cost", T * len(ids), lb=-np.inf, cost=dt)
+        y_sel = sp.csr_array((np.ones(K), (np.arange(K), col)), shape=(K, len(ids)))
+        p_sel = sp.csr_array((-slope, (np.arange(K), gpos[col])), shape=(K, G))
+        m.add_constraints("pwl_segments", [(self.y, _kron(y_sel, T)), (self.p, _kron(p_sel, T))],
+                          lb=np.tile(c0 - slope * p0, T))
+
+    def _reserves(self, gens: pd.DataFrame, gpos: np.ndarray, st: pd.DataFrame,
+                  spos: Any, load: np.ndarray) -> None:
+        m, T, dt, net = self.model, self.T, self.dt, self.net
+        G, S = len(gens), len(st)
+        zone_of_bus = self.system.grid.buses.set_index("bus_id").loc[net.bus_ids, "zone"]
+        zone_of_bus = zone_of_bus.to_numpy() if self.options.zonal_reserves else np.zeros(
+            net.n_bus, dtype=int)
+        zones = np.unique(zone_of_bus)
+        zidx = np.searchsorted(zones, zone_of_bus)
+        Z = len(zones)
+        zone_load = np.zeros((T, Z))
+        np.add.at(zone_load.T, zidx, load.T)
+        span = (gens.pmax_mw - gens.pmin_mw).to_numpy()
+        up_terms_g, dn_terms_g, up_terms_s, dn_terms_s = [], [], [], []
+        st_span = (st.p_charge_mw + st.p_discharge_mw).to_numpy(float) if S else np.zeros(0)
+        for prod in self.options.products:
+            cap = np.minimum(gens.ramp_up_mw_per_h.to_numpy() * prod.response_minutes / 60, span)
+            rg = m.add_variables(f"res_{prod.name}_gen", T * G, ub=np.tile(cap, T))
+            rs = m.add_variables(f"res_{prod.name}_st", T * S, ub=np.tile(st_span, T))
+            short = m.add_variables(f"res_{prod.name}_short", T * Z,
+                                    cost=self.rules.reserve_shortfall_penalty * dt)
+            req = prod.share_of_load * zone_load
+            zg = _incidence(Z, zidx[gpos])
+            zs = _incidence(Z, zidx[np.asarray(spos, dtype=int)]) if S else sp.csr_array((Z, 0))
+            self.reserve_req[prod.name] = m.add_constraints(
+                f"res_{prod.name}_req", [(rg, _kron(zg, T)), (rs, _kron(zs, T)), (short, 1.0)],
+                lb=req.ravel())
+            self.reserve_vars[prod.name] = (rg, rs, short, zones)
+            (up_terms_g if prod.direction == "up" else dn_terms_g).append((rg, 1.0))
+            (up_terms_s if prod.direction == "up" else dn_terms_s).append((rs, 1.0))
+        pmax = np.tile(gens.pmax_mw.to_numpy(), T)
+        pmin = np.tile(gens.pmin_mw.to_numpy(), T)
+        if up_terms_g:
+            m.add_constraints("headroom", [(self.p, 1.0), *up_terms_g], ub=pmax)
+        if dn_terms_g:
+            m.add_constraints("footroom", [(self.p, 1.0), *[(r, -1.0) for r, _ in dn_terms_g]],
+                              lb=pmin)
+        if S and up_terms_s:
+            m.add_constraints("st_headroom", [(self.dis, 1.0), (self.ch, -1.0), *up_terms_s],
+                              ub=np.tile(st.p_discharge_mw.to_numpy(float), T))
+        if S and dn_terms_s:
+            m.add_constraints("st_footroom", [(self.dis, 1.0), (self.ch, -1.0),
+                                              *[(r, -1.0) for r, _ in dn_terms_s]],
+                              lb=np.tile(-st.p_charge_mw.to_numpy(float), T))
+
+    # ------------------------------------------------------------------- reuse
+    def set_interface_load(self, load: pd.DataFrame) -> None:
+        """Replace the fixed load at interface buses ((periods x bus_id) MW) and keep the
+        model: the next :meth:`solve` warm-starts."""
+        self.view.fixed_load = load
+        self.load = self._bus_load()
+        rhs = (self.load + self._balance_shift).ravel()
+        self.model.set_rhs(self.balance, rhs, rhs)
+        self.model.set_bounds(self.shed, ub=np.maximum(self.load, 0).ravel())
+
+    # ------------------------------------------------------------------- solve
+    def solve(self) -> TsoResult:
+        """Clear the market and return prices, dispatch and reports."""
+        t0 = time.perf_counter()
+        solver = self.options.solver
+        if solver == "auto":
+            solver = "clarabel" if self.quadratic else "highs"
+        sol = self.model.solve(solver)
+        t1 = time.perf_counter()
+        if not sol.ok:
+            raise TsodsoError(f"TSO market: solver ended with status '{sol.status.value}' "
+                              f"({sol.raw_status}); load shedding and spill are priced, so "
+                              "this points to inconsistent limits (e.g. pmin above pmax)")
+        result = self._extract(sol)
+        result.timings = {**self.timings, "solve_s": t1 - t0,
+                          "solver_s": float(sol.solve_s),
+                          "extract_s": time.perf_counter() - t1}
+        return result
+
+    def _extract(self, sol: Any) -> TsoResult:
+        net, T, dt, v = self.net, self.T, self.dt, self.view
+        periods = pd.RangeIndex(T, name="period")
+
+        def frame(values: np.ndarray, cols: Any) -> pd.DataFrame:
+            return pd.DataFrame(np.asarray(values).reshape(T, -1), index=periods,
+                                columns=pd.Index(cols))
+
+        lmp = frame(sol.dual(self.balance) / dt, net.bus_ids)
+        energy = lmp.iloc[:, net.ref[:1]].to_numpy() * np.ones((1, net.n_bus))
+        lmp_energy = frame(energy, net.bus_ids)
+        congestion = frame(lmp.to_numpy() - energy, net.bus_ids)
+        gen_ids = self.system.grid.generators.gen_id.to_numpy()
+        p = sol.value(self.p).reshape(T, -1)
+        dispatch = frame(np.zeros((T, len(gen_ids))), gen_ids)
+        dispatch.loc[:, self.gens.gen_id.to_numpy()] = p
+        theta = sol.value(self.theta).reshape(T, -1)
+        flows = frame(theta @ net.bf.T.toarray() + net.pf_shift if net.n_bus < 3000
+                      else (net.bf @ theta.T).T + net.pf_shift, net.branch_ids)
+        mu = np.zeros((T, net.n_branch))
+        mu[:, self.rated] = sol.dual(self.flow_limit).reshape(T, -1) / dt
+        shadow = frame(mu, net.branch_ids)
+        rate = np.where(np.isfinite(net.rate), net.rate, np.inf)
+        at_limit = np.abs(flows.to_numpy()) >= rate - 1e-6 * np.maximum(np.nan_to_num(
+            rate, posinf=1.0), 1.0)
+        binding_mask = at_limit | (np.abs(mu) > 1e-7)
+        binding = [int(b) for b in net.branch_ids[binding_mask.any(axis=0)]]
+        q = sol.value(self.q).reshape(T, -1)
+        ch = sol.value(self.ch).reshape(T, -1)
+        dis = sol.value(self.dis).reshape(T, -1)
+        evc = sol.value(self.evc).reshape(T, -1)
+        offers = pd.concat([
+            frame(q, v.energy.table.offer_id), frame(dis - ch, v.storage.table.offer_id),
+            frame(-evc, v.ev.table.offer_id)], axis=1)
+        der = self._disaggregate(offers)
+        reserve_prices = {}
+        awards = {}
+        shortfall = {}
+        for name, (rg, rs, short, zones) in self.reserve_vars.items():
+            price = sol.dual(self.reserve_req[name]).reshape(T, -1) / dt
+            for z, zone in enumerate(zones):
+                label = name if len(zones) == 1 else f"{name}@zone{zone}"
+                reserve_prices[label] = price[:, z]
+                shortfall[label] = sol.value(short).reshape(T, -1)[:, z]
+            awards[name] = pd.concat([frame(sol.value(rg), self.gens.gen_id),
+                                      frame(sol.value(rs), v.storage.table.offer_id)], axis=1)
+        excluded = v.excluded.copy()
+        if len(excluded):
+            excluded["value_lost"] = self._lost_value(excluded, lmp)
+        return TsoResult(
+            status=sol.status, objective=float(sol.objective), lmp=lmp, lmp_energy=lmp_energy,
+            lmp_congestion=congestion, lmp_loss=frame(np.zeros((T, net.n_bus)), net.bus_ids),
+            dispatch=dispatch, flows=flows, branch_shadow_price=shadow,
+            binding_branches=binding, offers=offers, der_dispatch=der,
+            storage_energy=frame(sol.value(self.e), v.storage.table.offer_id),
+            shed=frame(sol.value(self.shed), net.bus_ids),
+            spill=frame(sol.value(self.spill), net.bus_ids),
+            reserve_prices=pd.DataFrame(reserve_prices, index=periods),
+            reserve_awards=awards, reserve_shortfall=pd.DataFrame(shortfall, index=periods),
+            excluded=excluded, interface_load=v.fixed_load.iloc[:T],
+        )
+
+    def _disaggregate(self, offers: pd.DataFrame) -> pd.DataFrame:
+        """Each DER's MW: its pooled offer's dispatch times its share, or its own output."""
+        members = self.view.members
+        fixed = self.view.der_output_fixed.iloc[: self.T]
+        out = fixed.copy()
+        if len(members):
+            values = offers[members.offer_id.to_numpy()].to_numpy() * members.share.to_numpy()
+            add = pd.DataFrame(values, columns=members.der_id.to_numpy(), index=offers.index)
+            add = add.T.groupby(level=0).sum().T
+            out.loc[:, add.columns] = out[add.columns].to_numpy() + add.to_numpy()
+        out.index = offers.index
+        return out
+
+    def _lost_value(self, excluded: pd.DataFrame, lmp: pd.DataFrame) -> np.ndarray:
+        """Energy value an excluded DER could have earned: sum_t max(LMP - cost, 0) * cap * dt
+        for injecting DERs (their capacity times the price spread), $ over the horizon."""
+        ders = self.system.ders.set_index("der_id").loc[excluded.der_id]
+        avail = (self.system.profiles.multipliers(ders.profile)[: self.T]
+                 * ders.p_max_mw.to_numpy())
+        price = lmp[excluded.bus_id.to_numpy()].to_numpy()
+        margin = np.maximum(price - ders.cost_per_mwh.to_numpy(), 0)
+        dispatchable = ~ders.kind.isin(["pv", "wind"]).to_numpy()  # renewables self-dispatch
+        return (margin * avail * self.dt).sum(axis=0) * dispatchable
+
+
+def clear_tso_market(system: System, options: TsoOptions | None = None) -> TsoResult:
+    """Build and clear the TSO market for ``system`` (see :class:`TsoMarket`)."""
+    return TsoMarket(system, options).solve()
