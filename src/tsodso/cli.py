@@ -174,6 +174,61 @@ def export(
         console.print(f"wrote {path}")
 
 
+@app.command("tso-opf")
+def tso_opf(
+    case: Annotated[str, typer.Argument(help="matpower:NAME, pglib:NAME, a .m file, or a "
+                                             "scenario (built-in name, .yaml, folder).")],
+    periods: Annotated[int | None, typer.Option(help="Periods to clear (default: the "
+                                                     "scenario's horizon, 1 for a case).")] = None,
+    reserves: Annotated[bool, typer.Option("--reserves", help="Co-optimise reserves.")] = False,
+    rules: Annotated[str | None, typer.Option(help="Participation rules preset: pjm, nyiso, "
+                                                   "ercot, caiso, eu, custom.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Clear the TSO market: multi-period DC-OPF with decomposed LMPs."""
+    from tsodso.io import load
+    from tsodso.rules import get_rules
+    from tsodso.tso import TsoOptions, clear_tso_market
+
+    def work() -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        system = load(case, n_periods=periods)
+        load_s = time.perf_counter() - t0
+        options = TsoOptions(periods=periods, reserves=reserves,
+                             rules=get_rules(rules) if rules else None)
+        result = clear_tso_market(system, options)
+        result.timings = {"load_s": load_s, **result.timings,
+                          "total_s": time.perf_counter() - t0}
+        return result, load_s
+
+    result, _ = _guard(work)
+    if json_out:
+        _emit_json(result.to_json())
+        return
+    lmp = result.lmp
+    console.print(f"[bold]{case}[/bold]: {result.status.value}, objective "
+                  f"{result.objective:,.2f} $ over {len(lmp)} period(s)")
+    table = Table("bus", "LMP min", "LMP max", "energy", "congestion", title="LMP ($/MWh)")
+    show = lmp.columns[:: max(1, len(lmp.columns) // 20)]
+    for bus in show:
+        table.add_row(str(bus), f"{lmp[bus].min():.2f}", f"{lmp[bus].max():.2f}",
+                      f"{result.lmp_energy[bus].mean():.2f}",
+                      f"{result.lmp_congestion[bus].mean():.2f}")
+    console.print(table)
+    if len(show) < len(lmp.columns):
+        console.print(f"({len(show)} of {len(lmp.columns)} buses shown; --json gives all)")
+    console.print(f"binding branches: {result.binding_branches or 'none'}")
+    shed = float(result.shed.to_numpy().sum())
+    if shed > 1e-6:
+        console.print(f"[red]load shed: {shed:.3f} MWh at value of lost load[/red]")
+    if len(result.excluded):
+        console.print(f"{len(result.excluded)} DERs kept out of the market by the rules "
+                      f"(--json lists them with reasons)")
+    t = result.timings
+    console.print(f"timings: load {t['load_s']:.3f} s, build {t['build_s']:.3f} s, "
+                  f"solve {t['solve_s']:.3f} s, total {t['total_s']:.3f} s")
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Built-in scenario or file.")] = "default",

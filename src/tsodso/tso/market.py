@@ -433,9 +433,10 @@ class TsoMarket:
         ch = sol.value(self.ch).reshape(T, -1)
         dis = sol.value(self.dis).reshape(T, -1)
         evc = sol.value(self.evc).reshape(T, -1)
-        offers = pd.concat([
-            frame(q, v.energy.table.offer_id), frame(dis - ch, v.storage.table.offer_id),
-            frame(-evc, v.ev.table.offer_id)], axis=1)
+        parts = [(q, v.energy.table.offer_id), (dis - ch, v.storage.table.offer_id),
+                 (-evc, v.ev.table.offer_id)]
+        offers = pd.concat([frame(x, ids) for x, ids in parts if len(ids)] or
+                           [pd.DataFrame(index=periods)], axis=1)
         der = self._disaggregate(offers)
         reserve_prices = {}
         awards = {}
@@ -446,8 +447,10 @@ class TsoMarket:
                 label = name if len(zones) == 1 else f"{name}@zone{zone}"
                 reserve_prices[label] = price[:, z]
                 shortfall[label] = sol.value(short).reshape(T, -1)[:, z]
-            awards[name] = pd.concat([frame(sol.value(rg), self.gens.gen_id),
-                                      frame(sol.value(rs), v.storage.table.offer_id)], axis=1)
+            parts = [frame(sol.value(rg), self.gens.gen_id)]
+            if len(v.storage.table):
+                parts.append(frame(sol.value(rs), v.storage.table.offer_id))
+            awards[name] = pd.concat(parts, axis=1)
         excluded = v.excluded.copy()
         if len(excluded):
             excluded["value_lost"] = self._lost_value(excluded, lmp)

@@ -214,7 +214,7 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
         energy=energy,
         storage=StorageOffers(storage),
         ev=ev_offers,
-        members=pd.concat(members, ignore_index=True),
+        members=pd.concat([m for m in members if len(m)] or [members[0]], ignore_index=True),
         excluded=excluded.reset_index(drop=True),
         der_output_fixed=pd.DataFrame(out_fixed, columns=d.der_id),
     )
