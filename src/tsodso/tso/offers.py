@@ -122,7 +122,6 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     """Pool the DERs of ``system`` into TSO offers under ``rules`` (default: the system's)."""
     rules = rules or system.rules
     d = system.ders.reset_index(drop=True)
-    dt = system.profiles.period_hours
     T = system.n_periods
     interface = system.feeders.set_index("feeder_id").interface_bus
     d_bus = d.feeder_id.map(interface).to_numpy() if len(d) else np.zeros(0, dtype=int)
