@@ -1,0 +1,207 @@
+"""DLMPs of the DSO OPF and their decomposition into energy, loss, congestion and voltage.
+
+The DLMP at bus ``j`` is the balance dual: the cost of serving one more MW (MVAr) there. To
+split it, write the network equations ``F(x, load) = 0`` of the state ``x = (P, Q, l, v)``
+(branch flow equations, the relaxation's cone taken as the equality it is when exact) and
+take the sensitivities ``S = dx/dload = J^-1 dF/dload`` at the solution. The KKT conditions
+then give, exactly::
+
+    DLMP_j = pi * dP0/dload_j                      energy (pi) + loss (pi * (dP0/dload_j - 1))
+           + sum_k mu_v,k   * dv_k/dload_j         voltage (bound multipliers of v)
+           + sum_c mu_c     * d|S_c|/dload_j       congestion (line ends, substation)
+
+with ``pi`` the marginal price of power at the interface. The parts are computed, not
+obtained as a remainder, so their sum matching the DLMP is a check of the whole model: the
+residual is reported and is at solver tolerance when the relaxation is exact.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+
+from tsodso.dso.opf import OCTAGON, DsoResult
+
+if TYPE_CHECKING:
+    from tsodso.dso.opf import DsoOpf
+
+COMPONENTS = ("energy", "loss", "congestion", "voltage")
+
+
+def _jacobian(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np.ndarray
+              ) -> sp.csc_array:
+    """Jacobian of the branch flow equations at one period's state (see module doc)."""
+    tr = op.tree
+    n = tr.n
+    nr = np.arange(1, n)
+    par = tr.parent[nr]
+    C = tr.children_matrix()
+    eye = sp.identity(n, format="csr")
+    b_sh = tr.b_half + C @ tr.b_half
+    to_nr = lambda M: sp.csr_array(M)[:, nr]  # noqa: E731 - drop the root column
+    sel = sp.csr_array((np.ones(n - 1), (np.arange(n - 1), nr)), shape=(n - 1, n))
+    up = sp.csr_array((np.ones(n - 1), (np.arange(n - 1), par)), shape=(n - 1, n))
+    zz = tr.r**2 + tr.x**2
+    zero = lambda a, b: sp.csr_array((a, b))  # noqa: E731
+    f1 = [eye - C, zero(n, n), to_nr(-sp.diags(tr.r)), zero(n, n - 1)]
+    f2 = [zero(n, n), eye - C, to_nr(-sp.diags(tr.x)), to_nr(sp.diags(b_sh))]
+    f3 = [sel @ sp.diags(2 * tr.r), sel @ sp.diags(2 * tr.x), sp.diags(-zz[nr]),
+          to_nr(sel - up)]
+    blocks = [f1, f2, f3]
+    if op.soc:
+        lv = sp.csr_array((L[nr], (np.arange(n - 1), par)), shape=(n - 1, n))
+        f4 = [sel @ sp.diags(-2 * P), sel @ sp.diags(-2 * Q), sp.diags(V[par]), to_nr(lv)]
+        blocks.append(f4)
+    else:  # lossless: l is identically zero
+        blocks = [[b[0], b[1], b[3]] for b in blocks]
+    return sp.csc_array(sp.block_array(blocks))
+
+
+def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
+    """Read a solved :class:`DsoOpf` into a :class:`DsoResult` (with decomposed DLMPs)."""
+    tr, T, dt, n = op.tree, op.T, op.dt, op.tree.n
+    periods = pd.RangeIndex(T, name="period")
+    order = np.argsort(tr.bus_ids, kind="stable")
+    bus_cols = tr.bus_ids[order]
+
+    def by_bus(a: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(np.asarray(a).reshape(T, n)[:, order], index=periods,
+                            columns=pd.Index(bus_cols, name="bus"))
+
+    P = sol.value(op.P).reshape(T, n)
+    Q = sol.value(op.Q).reshape(T, n)
+    L = sol.value(op.L).reshape(T, n)
+    V = sol.value(op.V).reshape(T, n)
+    lam_p = sol.dual(op.balance_p).reshape(T, n)
+    lam_q = sol.dual(op.balance_q).reshape(T, n)
+    comps_p = {k: np.zeros((T, n)) for k in COMPONENTS}
+    comps_q = {k: np.zeros((T, n)) for k in COMPONENTS}
+    pi = _interface_price(op, sol, P[:, 0])
+    if op.options.decompose:
+        _decompose(op, sol, P, Q, L, V, pi, comps_p, comps_q, tightened)
+    nr = np.arange(1, n)
+    line_order = np.argsort(tr.line_ids[nr], kind="stable")
+    line_cols = pd.Index(tr.line_ids[nr][line_order], name="line")
+
+    def by_line(a: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(a[:, nr][:, line_order], index=periods, columns=line_cols)
+
+    gap = op._gap(sol)  # noqa: SLF001
+    d = op.ders
+    der_p = np.zeros((T, len(d)))
+    der_q = np.zeros((T, len(d)))
+    der_p[:, op.g_idx] = sol.value(op.pg).reshape(T, -1)
+    S = len(op.s_idx)
+    if S:
+        der_p[:, op.s_idx] = (sol.value(op.dis) - sol.value(op.ch)).reshape(T, S)
+    if len(op.v_idx):
+        der_p[:, op.v_idx] = -sol.value(op.evc).reshape(T, -1)
+    if len(op.q_idx):
+        der_q[:, op.q_idx] = sol.value(op.qd).reshape(T, -1)
+    return DsoResult(
+        status=sol.status,
+        objective=float(sol.objective),
+        dlmp_p=by_bus(lam_p / dt),
+        dlmp_q=by_bus(lam_q / dt),
+        dlmp_p_components={k: by_bus(v) for k, v in comps_p.items()},
+        dlmp_q_components={k: by_bus(v) for k, v in comps_q.items()},
+        interface_p_mw=pd.Series(P[:, 0], index=periods),
+        interface_q_mvar=pd.Series(Q[:, 0], index=periods),
+        losses_mw=pd.Series((L * tr.r).sum(axis=1), index=periods),
+        voltage_pu=by_bus(np.sqrt(np.maximum(V, 0))),
+        flow_p_mw=by_line(P),
+        flow_q_mvar=by_line(Q),
+        der_p_mw=pd.DataFrame(der_p, index=periods, columns=d.der_id.to_numpy()),
+        der_q_mvar=pd.DataFrame(der_q, index=periods, columns=d.der_id.to_numpy()),
+        storage_energy_mwh=pd.DataFrame(sol.value(op.e).reshape(T, S), index=periods,
+                                        columns=d.der_id.to_numpy()[op.s_idx]),
+        shed_mw=by_bus(sol.value(op.shed)),
+        soc_gap=by_line(gap) if op.soc else by_line(np.zeros((T, n))),
+        tightened=tightened,
+        interface_marginal_price=pd.Series(pi, index=periods),
+    )
+
+
+def _interface_price(op: DsoOpf, sol: Any, p0: np.ndarray) -> np.ndarray:
+    """Marginal price of interface power per period, $/MWh."""
+    if op.schedule_row is not None:
+        return -sol.dual(op.schedule_row) / op.dt
+    if op.steps is not None:
+        rows = op.model.con_blocks["bid_curve"]
+        return -sol.dual(rows) / op.dt
+    return op.price_vec + 2 * op.boundary.price_c2 * p0
+
+
+def _cone_mu(sol: Any, cone: Any, T: int) -> np.ndarray:
+    """Multiplier per unit of apparent power of circle constraints ||s|| <= S (>= 0)."""
+    return np.maximum(-sol.cone_dual(cone)[:, 0], 0.0).reshape(T, -1)
+
+
+def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray,
+               V: np.ndarray, pi: np.ndarray, cp: dict[str, np.ndarray],
+               cq: dict[str, np.ndarray], tightened: bool) -> None:
+    tr, T, dt, n = op.tree, op.T, op.dt, op.tree.n
+    nr = np.arange(1, n)
+    z_v = sol.reduced_cost(op.V).reshape(T, n)[:, nr]  # d obj / d bound of v (non-root)
+    rated = op.rated
+    if op.soc:
+        mu_send = _cone_mu(sol, op.line_send, T) if op.line_send is not None else None
+        mu_recv = _cone_mu(sol, op.line_recv, T) if op.line_recv is not None else None
+        mu_sub = _cone_mu(sol, op.sub, T) if op.sub is not None else None
+    else:
+        def rows(block: Any) -> np.ndarray | None:
+            if block is None:
+                return None
+            return np.maximum(-sol.dual(block), 0.0).reshape(8, T, -1)
+
+        mu_send, mu_recv, mu_sub = rows(op.line_send), None, rows(op.sub)
+    k = 4 * n - 2 if op.soc else 3 * n - 1
+    ip, iq = 0, n  # state offsets of P and Q
+    il = 2 * n if op.soc else None  # l of non-root buses (SOC only)
+    iv = 3 * n - 1 if op.soc else 2 * n  # v of non-root buses
+    for t in range(T):
+        # component(j) = g' S_j = g' J^-1 e_j = (J^-T g)_j: one solve per gradient g
+        g = np.zeros((k, 4))  # columns: dP0 (loss), voltage, congestion, loss penalty
+        g[ip, 0] = 1.0
+        if tightened and op.soc:  # the tightening penalty is a cost on resistive losses
+            g[il:il + n - 1, 3] = op.options.loss_penalty * tr.r[1:]
+        g[iv:iv + n - 1, 1] = -z_v[t] / dt
+        if mu_send is not None and op.soc:
+            Pr, Qr = P[t, rated], Q[t, rated]
+            mag = np.hypot(Pr, Qr)
+            w = np.divide(mu_send[t], mag, out=np.zeros_like(mag), where=mag > 1e-12)
+            np.add.at(g[:, 2], ip + rated, w * Pr / dt)
+            np.add.at(g[:, 2], iq + rated, w * Qr / dt)
+            Pe, Qe = Pr - tr.r[rated] * L[t, rated], Qr - tr.x[rated] * L[t, rated]
+            mag = np.hypot(Pe, Qe)
+            w = np.divide(mu_recv[t], mag, out=np.zeros_like(mag), where=mag > 1e-12)
+            np.add.at(g[:, 2], ip + rated, w * Pe / dt)
+            np.add.at(g[:, 2], iq + rated, w * Qe / dt)
+            np.add.at(g[:, 2], il + rated - 1,
+                      -w * (tr.r[rated] * Pe + tr.x[rated] * Qe) / dt)
+        elif mu_send is not None:
+            for a, (ca, cb) in enumerate(OCTAGON):
+                np.add.at(g[:, 2], ip + rated, ca * mu_send[a, t] / dt)
+                np.add.at(g[:, 2], iq + rated, cb * mu_send[a, t] / dt)
+        if mu_sub is not None and op.soc:
+            mag = np.hypot(P[t, 0], Q[t, 0])
+            if mag > 1e-12:
+                g[ip, 2] += mu_sub[t, 0] * P[t, 0] / mag / dt
+                g[iq, 2] += mu_sub[t, 0] * Q[t, 0] / mag / dt
+        elif mu_sub is not None:
+            for a, (ca, cb) in enumerate(OCTAGON):
+                g[ip, 2] += ca * mu_sub[a, t, 0] / dt
+                g[iq, 2] += cb * mu_sub[a, t, 0] / dt
+        y = splu(_jacobian(op, P[t], Q[t], L[t], V[t]).T.tocsc()).solve(g)
+        at = np.r_[np.arange(n), n + np.arange(n)]  # rows of F1 (P) and F2 (Q)
+        energy = np.r_[np.full(n, pi[t]), np.zeros(n)]
+        loss = pi[t] * y[at, 0] - energy + y[at, 3]
+        voltage = y[at, 1]
+        cong = y[at, 2]
+        for name, part in (("energy", energy), ("loss", loss), ("congestion", cong),
+                           ("voltage", voltage)):
+            cp[name][t], cq[name][t] = part[:n], part[n:]
