@@ -8,7 +8,7 @@ then give, exactly::
 
     DLMP_j = pi * dP0/dload_j                      energy (pi) + loss (pi * (dP0/dload_j - 1))
            + sum_k mu_v,k   * dv_k/dload_j         voltage (bound multipliers of v)
-           + sum_c mu_c     * d|S_c|/dload_j       congestion (line ends, substation)
+           + sum_c mu_c     * dg_c/dload_j         congestion (line currents, substation)
 
 with ``pi`` the marginal price of power at the interface. The parts are computed, not
 obtained as a remainder, so their sum matching the DLMP is a check of the whole model: the
@@ -149,8 +149,8 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
     z_v = sol.reduced_cost(op.V).reshape(T, n)[:, nr]  # d obj / d bound of v (non-root)
     rated = op.rated
     if op.soc:
-        mu_send = _cone_mu(sol, op.line_send, T) if op.line_send is not None else None
-        mu_recv = _cone_mu(sol, op.line_recv, T) if op.line_recv is not None else None
+        z_l = sol.reduced_cost(op.L).reshape(T, n)[:, nr]  # current (ampacity) limits
+        mu_send = None
         mu_sub = _cone_mu(sol, op.sub, T) if op.sub is not None else None
     else:
         def rows(block: Any) -> np.ndarray | None:
@@ -158,7 +158,7 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
                 return None
             return np.maximum(-sol.dual(block), 0.0).reshape(8, T, -1)
 
-        mu_send, mu_recv, mu_sub = rows(op.line_send), None, rows(op.sub)
+        mu_send, mu_sub = rows(op.line_send), rows(op.sub)
     k = 4 * n - 2 if op.soc else 3 * n - 1
     ip, iq = 0, n  # state offsets of P and Q
     il = 2 * n if op.soc else None  # l of non-root buses (SOC only)
@@ -170,19 +170,8 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
         if tightened and op.soc:  # the tightening penalty is a cost on resistive losses
             g[il:il + n - 1, 3] = op.options.loss_penalty * tr.r[1:]
         g[iv:iv + n - 1, 1] = -z_v[t] / dt
-        if mu_send is not None and op.soc:
-            Pr, Qr = P[t, rated], Q[t, rated]
-            mag = np.hypot(Pr, Qr)
-            w = np.divide(mu_send[t], mag, out=np.zeros_like(mag), where=mag > 1e-12)
-            np.add.at(g[:, 2], ip + rated, w * Pr / dt)
-            np.add.at(g[:, 2], iq + rated, w * Qr / dt)
-            Pe, Qe = Pr - tr.r[rated] * L[t, rated], Qr - tr.x[rated] * L[t, rated]
-            mag = np.hypot(Pe, Qe)
-            w = np.divide(mu_recv[t], mag, out=np.zeros_like(mag), where=mag > 1e-12)
-            np.add.at(g[:, 2], ip + rated, w * Pe / dt)
-            np.add.at(g[:, 2], iq + rated, w * Qe / dt)
-            np.add.at(g[:, 2], il + rated - 1,
-                      -w * (tr.r[rated] * Pe + tr.x[rated] * Qe) / dt)
+        if op.soc:
+            g[il:il + n - 1, 2] = -z_l[t] / dt
         elif mu_send is not None:
             for a, (ca, cb) in enumerate(OCTAGON):
                 np.add.at(g[:, 2], ip + rated, ca * mu_send[a, t] / dt)

@@ -7,11 +7,12 @@ at ``i``, ``l_j`` squared current, ``v_j`` squared voltage, all per unit on 1 MV
     Q_j - x_j l_j - sum_{k child of j} Q_k + q_der_j + bsh_j v_j = q_load_j  (dual: DLMP_Q)
     v_j = v_i - 2 (r_j P_j + x_j Q_j) + (r_j^2 + x_j^2) l_j
     l_j v_i >= P_j^2 + Q_j^2                 (SOC relaxation of l_j v_i = P_j^2 + Q_j^2)
-    ||(P_j, Q_j)|| <= S_j,  ||(P_j - r_j l_j, Q_j - x_j l_j)|| <= S_j      (both line ends)
+    l_j <= (S_j / V_nom)^2                   (line current within its ampacity)
     ||(P_0, Q_0)|| <= S_substation,  v_min^2 <= v_j <= v_max^2,  v_root fixed
 
 At the root, ``P_0`` is the power bought from the TSO at the interface. LinDistFlow drops
-``l`` (lossless) and replaces the circles by inscribed octagons, making an LP for HiGHS.
+``l`` (lossless), limits line apparent power instead of current and replaces the circles
+by inscribed octagons, making an LP for HiGHS.
 
 The objective is the interface cost (``price * P_0 * dt``, or a fixed schedule, or an
 upstream bid curve) plus DER costs and priced load shedding. DLMPs are the balance duals
@@ -84,6 +85,11 @@ class DsoOptions:
     tol : float
         Clarabel's feasibility and gap tolerances (default 1e-9, tighter than its 1e-8, so
         DLMPs and their parts agree to about 1e-5 $/MWh).
+    ac_check : bool
+        Re-run an AC power flow on the dispatch and report the largest voltage and flow
+        mismatch (``DsoResult.ac_check``).
+    allow_shed : bool
+        Allow load shedding at the value of lost load (off for hosting-capacity studies).
     """
 
     formulation: Literal["soc", "lindist"] = "soc"
@@ -93,6 +99,8 @@ class DsoOptions:
     loss_penalty: float = 0.1
     decompose: bool = True
     tol: float = 1e-9
+    ac_check: bool = True
+    allow_shed: bool = True
 
 
 @dataclass
@@ -302,7 +310,8 @@ class DsoOpf:
             self._circle("inverter", p_terms, [(self.qd, 1.0)], np.tile(smax[q_idx], T))
 
         # ---- load shedding at value of lost load
-        self.shed = m.add_variables("shed", T * n, ub=np.maximum(p_load, 0).ravel(),
+        shed_ub = np.maximum(p_load, 0) if self.options.allow_shed else np.zeros_like(p_load)
+        self.shed = m.add_variables("shed", T * n, ub=shed_ub.ravel(),
                                     cost=rules.value_of_lost_load * dt)
 
         # ---- nodal balances
@@ -339,17 +348,19 @@ class DsoOpf:
             self.relax = m.add_rotated_soc(
                 "relaxation", (self.L, 0.5 * _kron(sel, T)), (self.V, _kron(up, T)),
                 [(self.P, _kron(sel, T)), (self.Q, _kron(sel, T))])
-        # ---- thermal limits: both ends of rated lines, and the substation
+        # ---- thermal limits. SOC: the line current, l_j <= (S_j / V_nom)^2 in pu, which is
+        # the ampacity the AC power flow checks; LinDistFlow (no current): |S_j| <= S_j.
         rated = np.flatnonzero(np.isfinite(tr.s_max) & (np.arange(n) > 0))
         self.rated = rated
-        rsel = _pick(n, rated)
-        s_rated = np.tile(tr.s_max[rated], T)
-        self.line_send = self._circle("line_send", [(self.P, _kron(rsel, T))],
-                                      [(self.Q, _kron(rsel, T))], s_rated, split=True)
-        self.line_recv = self._circle(
-            "line_recv", [(self.P, _kron(rsel, T)), (self.L, -_kron(rsel @ r_l, T))],
-            [(self.Q, _kron(rsel, T)), (self.L, -_kron(rsel @ x_l, T))], s_rated, split=True) \
-            if self.soc else None
+        self.line_send = None
+        if self.soc:
+            l_ub[rated] = tr.s_max[rated] ** 2
+            m.set_bounds(self.L, ub=tile(l_ub))
+        else:
+            rsel = _pick(n, rated)
+            self.line_send = self._circle("line_send", [(self.P, _kron(rsel, T))],
+                                          [(self.Q, _kron(rsel, T))],
+                                          np.tile(tr.s_max[rated], T))
         self.sub = None
         if np.isfinite(tr.s_sub):
             root = _pick(n, np.array([0]))
@@ -452,8 +463,13 @@ class DsoOpf:
         from tsodso.dso.dlmp import extract
 
         result = extract(self, sol, tightened)
-        result.timings = {**self.timings, "solve_s": t1 - t0,
-                          "extract_s": time.perf_counter() - t1}
+        t2 = time.perf_counter()
+        if self.options.ac_check:
+            from tsodso.dso.ac_check import ac_check
+
+            result.ac_check = ac_check(self, result)
+        result.timings = {**self.timings, "solve_s": t1 - t0, "extract_s": t2 - t1,
+                          "ac_check_s": time.perf_counter() - t2}
         return result
 
     def _gap(self, sol: Any) -> np.ndarray:

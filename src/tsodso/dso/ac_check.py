@@ -1,0 +1,61 @@
+"""Check a DSO dispatch with an AC power flow (power-grid-model) on the same feeder."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from tsodso.powerflow import FeederPowerFlow, PowerFlowResult
+
+if TYPE_CHECKING:
+    from tsodso.dso.opf import DsoOpf, DsoResult
+
+
+def dispatch_power_flow(op: DsoOpf, result: DsoResult) -> PowerFlowResult:
+    """AC power flow of the OPF's dispatch: loads (less shed load), DER P and Q."""
+    tr = op.tree
+    bus_order = np.argsort(tr.bus_ids, kind="stable")
+    ids = tr.bus_ids[bus_order]
+    shed = result.shed_mw.to_numpy()
+    load_p = op.p_load[:, bus_order] - shed
+    pf_q = np.divide(op.q_load, op.p_load, out=np.zeros_like(op.q_load), where=op.p_load > 0)
+    load_q = op.q_load[:, bus_order] - shed * pf_q[:, bus_order]
+    d = op.ders
+    pos = pd.Index(ids).get_indexer(d.bus_id.to_numpy())
+    to_bus = np.zeros((len(d), len(ids)))
+    to_bus[np.arange(len(d)), pos] = 1.0
+    inj_p = result.der_p_mw.to_numpy() @ to_bus
+    inj_q = result.der_q_mvar.to_numpy() @ to_bus
+    frame = lambda a: pd.DataFrame(a, index=result.dlmp_p.index, columns=ids)  # noqa: E731
+    pf = FeederPowerFlow(op.feeder)
+    return pf.run(frame(load_p), frame(load_q), frame(inj_p), frame(inj_q))
+
+
+def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:
+    """Largest voltage (pu) and flow (% of rating, or of the largest flow where unrated)
+    differences between the OPF and an AC power flow of its dispatch, and the violations
+    the AC power flow finds."""
+    pf = dispatch_power_flow(op, result)
+    v_err = np.nanmax(np.abs(pf.vm_pu[result.voltage_pu.columns].to_numpy()
+                             - result.voltage_pu.to_numpy()))
+    lines = op.feeder.lines.set_index("line_id")
+    cols = result.flow_p_mw.columns
+    tr = op.tree
+    # the OPF measures each line's flow at its upstream end
+    parent_bus = pd.Series(tr.bus_ids[tr.parent[1:]], index=tr.line_ids[1:]).loc[cols]
+    at_from = (lines.loc[cols, "from_bus"].to_numpy() == parent_bus.to_numpy())
+    p_pf = np.where(at_from, pf.p_from_mw[cols].to_numpy(), pf.p_to_mw[cols].to_numpy())
+    q_pf = np.where(at_from, pf.q_from_mvar[cols].to_numpy(), pf.q_to_mvar[cols].to_numpy())
+    s_err = np.hypot(p_pf - result.flow_p_mw.to_numpy(), q_pf - result.flow_q_mvar.to_numpy())
+    rating = lines.loc[cols, "rating_mva"].to_numpy()
+    scale = np.where(np.isfinite(rating), rating,
+                     max(float(np.nanmax(np.hypot(p_pf, q_pf))), 1e-6))
+    violations = pf.violations(tol=1e-4)
+    return {
+        "max_voltage_error_pu": float(v_err),
+        "max_flow_error_pct": float(np.nanmax(100 * s_err / scale)),
+        "violations": int(len(violations)),
+        "converged": bool(pf.converged.all()),
+    }
