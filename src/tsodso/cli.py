@@ -229,6 +229,155 @@ def tso_opf(
                   f"solve {t['solve_s']:.3f} s, total {t['total_s']:.3f} s")
 
 
+FeederArg = Annotated[str, typer.Argument(help="matpower:case33bw, a MATPOWER file, or "
+                                                "SCENARIO:FEEDER_ID (e.g. default:case33bw@9).")]
+
+
+@app.command()
+def pf(feeder: FeederArg, json_out: JsonOpt = False) -> None:
+    """AC power flow of a feeder's base case (loads as in the tables, no DER)."""
+    from tsodso.io import load_feeder
+    from tsodso.powerflow import power_flow
+
+    def work() -> dict[str, Any]:
+        system, fid = load_feeder(feeder)
+        res = power_flow(system, fid).check()
+        vmin, vmax = res.vmin(), res.vmax()
+        return {
+            "feeder": fid,
+            "p_loss_kw": float(res.p_loss_mw.iloc[0] * 1e3),
+            "q_loss_kvar": float(res.q_loss_mvar.iloc[0] * 1e3),
+            "vmin": float(vmin.value), "vmin_bus": int(vmin.bus_id),
+            "vmax": float(vmax.value), "vmax_bus": int(vmax.bus_id),
+            "voltages": {str(b): float(v) for b, v in res.vm_pu.iloc[0].items()},
+            "loading": {str(k): float(v) for k, v in res.loading_pct.iloc[0].items()},
+            "substation_p_mw": float(res.substation_p_mw.iloc[0]),
+        }
+
+    out = _guard(work)
+    if json_out:
+        _emit_json(out)
+        return
+    console.print(f"[bold]{out['feeder']}[/bold]: losses {out['p_loss_kw']:.2f} kW, "
+                  f"{out['q_loss_kvar']:.2f} kVAr; Vmin {out['vmin']:.4f} pu at bus "
+                  f"{out['vmin_bus']}, Vmax {out['vmax']:.4f} pu at bus {out['vmax_bus']}; "
+                  f"substation {out['substation_p_mw']:.3f} MW")
+
+
+def _interface_price(system: Any, fid: str, periods: int) -> tuple[Any, float, str]:
+    """Default interface price: the file's slack-generator cost for a stand-alone feeder,
+    the TSO market's LMP at the interface bus for a scenario feeder."""
+    import numpy as np
+
+    if len(system.grid.buses) == 0:
+        from tsodso.io.matpower import read_case
+
+        case = read_case(system.meta["source"])
+        ref = case.bus[case.bus[:, 1] == 3, 0][0]
+        row = np.flatnonzero(case.gen[:, 0] == ref)
+        if case.gencost is None or not len(row):
+            return np.zeros(periods), 0.0, "no cost in the file: 0 $/MWh"
+        gc = case.gencost[row[0]]
+        n = int(gc[3])
+        coef = list(gc[4:4 + n])[::-1] + [0.0, 0.0, 0.0]  # c0, c1, c2
+        return (np.full(periods, coef[1]), float(coef[2]),
+                f"slack generator cost of the file ({coef[1]:g} $/MWh)")
+    from tsodso.tso import TsoOptions, clear_tso_market
+
+    tso = clear_tso_market(system, TsoOptions(periods=periods))
+    bus = int(system.feeders.set_index("feeder_id").interface_bus[fid])
+    return tso.lmp[bus].to_numpy(), 0.0, f"TSO LMP at interface bus {bus}"
+
+
+@app.command("dso-opf")
+def dso_opf(
+    feeder: FeederArg,
+    price: Annotated[float | None, typer.Option(help="Interface price, $/MWh (all "
+                                                     "periods).")] = None,
+    price_file: Annotated[str | None, typer.Option(help="CSV with one price per period "
+                                                        "($/MWh), one column.")] = None,
+    periods: Annotated[int | None, typer.Option(help="Periods to solve.")] = None,
+    formulation: Annotated[str, typer.Option(help="soc or lindist")] = "soc",
+    json_out: JsonOpt = False,
+) -> None:
+    """Feeder OPF (SOC branch flow or LinDistFlow) with DLMPs for P and Q."""
+    import numpy as np
+    import pandas as pd
+
+    from tsodso.dso import Boundary, DsoOptions, solve_dso
+    from tsodso.io import load_feeder
+
+    def work() -> tuple[Any, str]:
+        t0 = time.perf_counter()
+        system, fid = load_feeder(feeder, n_periods=periods)
+        T = min(periods or system.n_periods, system.n_periods)
+        c2 = 0.0
+        if price is not None and price_file is not None:
+            raise TsodsoError("give --price or --price-file, not both")
+        if price_file is not None:
+            values = pd.read_csv(price_file).iloc[:, 0].to_numpy(dtype=float)
+            if len(values) < T or not np.isfinite(values[:T]).all():
+                raise TsodsoError(f"{price_file}: need {T} finite prices, found "
+                                  f"{len(values)}")
+            series, source = values[:T], price_file
+        elif price is not None:
+            series, source = np.full(T, price), f"--price {price:g}"
+        else:
+            series, c2, source = _interface_price(system, fid, T)
+        load_s = time.perf_counter() - t0
+        res = solve_dso(system, fid, Boundary(price=series, price_c2=c2),
+                        DsoOptions(formulation=formulation, periods=T))  # type: ignore[arg-type]
+        res.timings = {"load_s": load_s, **res.timings, "total_s": time.perf_counter() - t0}
+        return res, source
+
+    res, source = _guard(work)
+    if json_out:
+        out = res.to_json()
+        out["interface_price_source"] = source
+        _emit_json(out)
+        return
+    console.print(f"[bold]{feeder}[/bold] ({formulation}): {res.status.value}, objective "
+                  f"{res.objective:,.2f} $ over {len(res.dlmp_p)} period(s); price: {source}")
+    table = Table("bus", "DLMP P", "energy", "loss", "congestion", "voltage", "DLMP Q",
+                  title="DLMPs, period of the highest price ($/MWh, $/MVArh)")
+    t = int(res.dlmp_p.max(axis=1).to_numpy().argmax())
+    for bus in res.dlmp_p.columns:
+        c = {k: v.loc[t, bus] for k, v in res.dlmp_p_components.items()}
+        table.add_row(str(bus), f"{res.dlmp_p.loc[t, bus]:.3f}", f"{c['energy']:.3f}",
+                      f"{c['loss']:.3f}", f"{c['congestion']:.3f}", f"{c['voltage']:.3f}",
+                      f"{res.dlmp_q.loc[t, bus]:.3f}")
+    console.print(table)
+    console.print(f"interface {res.interface_p_mw.sum():.3f} MW summed over periods, losses "
+                  f"{res.losses_mw.sum():.4f} MW; SOC gap {res.soc_gap_max:.2e}"
+                  f"{' (tightened)' if res.tightened else ''}; AC check {res.ac_check}")
+
+
+@app.command("hosting-capacity")
+def hosting_capacity_cmd(
+    feeder: FeederArg,
+    kind: Annotated[str, typer.Option(help="pv or load")] = "pv",
+    json_out: JsonOpt = False,
+) -> None:
+    """Largest extra PV (or load) each bus can take without violations (AC-verified)."""
+    from tsodso.dso.hosting_capacity import hosting_capacity
+    from tsodso.io import load_feeder
+
+    def work() -> Any:
+        system, fid = load_feeder(feeder)
+        return hosting_capacity(system, fid, kind)  # type: ignore[arg-type]
+
+    table = _guard(work)
+    if json_out:
+        _emit_json({"kind": kind, "buses": table.to_dict(orient="records")})
+        return
+    out = Table("bus", f"hosting {kind} MW", "OPF estimate MW", "limit", "period",
+                title=f"hosting capacity ({kind})")
+    for row in table.itertuples():
+        out.add_row(str(row.bus_id), f"{row.hosting_mw:.3f}", f"{row.opf_mw:.3f}",
+                    str(row.limit), str(row.period))
+    console.print(out)
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Built-in scenario or file.")] = "default",

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from feeders_dso import constrained_case33bw
 
+from feeders_dso import constrained_case33bw
 from tsodso.dso import Boundary, DsoOptions, solve_dso
 
 pp = pytest.importorskip("pandapower")

@@ -169,12 +169,15 @@ def _pick(n: int, rows: np.ndarray) -> sp.csr_array:
 class DsoOpf:
     """OPF of one feeder of a :class:`System`, built once and re-solvable.
 
-    ``DsoOpf(system, "F1").solve(Boundary(price=...))``. :meth:`set_price` and
+    ``DsoOpf(system, "F1", boundary=Boundary(price=...)).solve()``. :meth:`set_price` and
     :meth:`set_schedule` change the boundary without rebuilding the model.
+    ``extra_injection=(bus_id, shape, weight)`` adds ``h * shape_t`` MW at one bus with
+    ``h >= 0`` rewarded at ``weight`` $ per MW (negative shape: a load); the hosting-capacity
+    study maximises ``h`` this way.
     """
 
     def __init__(self, system: System, feeder_id: str, options: DsoOptions | None = None,
-                 boundary: Boundary | None = None, der_fixed: pd.DataFrame | None = None):
+                 boundary: Boundary | None = None, extra_injection: tuple | None = None):
         t0 = time.perf_counter()
         self.system = system
         self.options = options or DsoOptions()
@@ -187,7 +190,7 @@ class DsoOpf:
             raise ValidationError([Issue("dso", "formulation", self.options.formulation,
                                          "use soc or lindist")])
         self.boundary = boundary or Boundary(price=np.full(self.T, 0.0))
-        self.der_fixed = der_fixed
+        self.extra_injection = extra_injection
         self._build()
         self.timings = {"build_s": time.perf_counter() - t0}
 
@@ -314,6 +317,17 @@ class DsoOpf:
         self.shed = m.add_variables("shed", T * n, ub=shed_ub.ravel(),
                                     cost=rules.value_of_lost_load * dt)
 
+        # ---- an extra injection h * shape_t at one bus, h maximised (hosting capacity)
+        extra_terms = []
+        self.h = None
+        if self.extra_injection is not None:
+            bus, shape, weight = self.extra_injection
+            self.h = m.add_variables("hosting", 1, cost=-weight)
+            col = sp.csr_array((np.asarray(shape, dtype=float)[:T],
+                                (np.arange(T) * n + tr.positions([bus])[0], np.zeros(T, int))),
+                               shape=(T * n, 1))
+            extra_terms.append((self.h, col))
+
         # ---- nodal balances
         C = tr.children_matrix()
         eye = sp.identity(n, format="csr")
@@ -327,7 +341,7 @@ class DsoOpf:
             (self.P, _kron(eye - C, T)), (self.L, -_kron(r_l, T)),
             (self.pg, _kron(inc(g_idx), T)), (self.dis, _kron(inc(s_idx), T)),
             (self.ch, -_kron(inc(s_idx), T)), (self.evc, -_kron(inc(v_idx), T)),
-            (self.shed, 1.0)], lb=p_load.ravel(), ub=p_load.ravel())
+            (self.shed, 1.0), *extra_terms], lb=p_load.ravel(), ub=p_load.ravel())
         self.balance_q = m.add_constraints("balance_q", [
             (self.Q, _kron(eye - C, T)), (self.L, -_kron(x_l, T)),
             (self.V, _kron(sp.diags(b_sh), T)),

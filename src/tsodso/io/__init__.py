@@ -42,4 +42,23 @@ def load(spec: str, n_periods: int | None = None) -> System:
         "file, a system folder, simbench:CODE, matpower:NAME, pglib:NAME or a .m file")
 
 
-__all__ = ["load"]
+def load_feeder(spec: str, n_periods: int | None = None) -> tuple[System, str]:
+    """A feeder and the system it belongs to, from ``matpower:NAME``, ``pglib:NAME``, a
+    ``.m`` file (a stand-alone feeder) or ``SCENARIO:FEEDER_ID`` (e.g. ``default:case33bw@9``)."""
+    from tsodso.io.feeders import feeder_system
+
+    if spec.startswith(("matpower:", "pglib:")) or spec.endswith(".m"):
+        system = feeder_system(spec, n_periods=n_periods or 1)
+        return system.check(), system.feeder_ids[0]
+    if ":" not in spec:
+        raise CaseNotFoundError(f"'{spec}': give a feeder as matpower:NAME, a .m file or "
+                                "SCENARIO:FEEDER_ID")
+    scenario, feeder_id = spec.rsplit(":", 1)
+    system = load(scenario)
+    if feeder_id not in system.feeder_ids:
+        raise CaseNotFoundError(f"scenario '{scenario}' has no feeder '{feeder_id}'; its "
+                                f"feeders: {', '.join(system.feeder_ids)}")
+    return system, feeder_id
+
+
+__all__ = ["load", "load_feeder"]
