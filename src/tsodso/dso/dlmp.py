@@ -131,7 +131,7 @@ def _interface_price(op: DsoOpf, sol: Any, p0: np.ndarray) -> np.ndarray:
     if op.schedule_row is not None:
         return -sol.dual(op.schedule_row) / op.dt
     if op.steps is not None:
-        rows = op.model.con_blocks["bid_curve"]
+        rows = op.model.con_blocks[f"{op.prefix}bid_curve"]
         return -sol.dual(rows) / op.dt
     return op.price_vec + 2 * op.boundary.price_c2 * p0
 

@@ -33,6 +33,7 @@ from tsodso.dso.tree import FeederTree, feeder_tree
 from tsodso.errors import Issue, TsodsoError, ValidationError
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
+from tsodso.opt.namespace import Namespace
 from tsodso.tso.offers import der_availability
 
 OCTAGON = np.array([[np.cos(a), np.sin(a)] for a in np.arange(8) * np.pi / 4])
@@ -177,7 +178,8 @@ class DsoOpf:
     """
 
     def __init__(self, system: System, feeder_id: str, options: DsoOptions | None = None,
-                 boundary: Boundary | None = None, extra_injection: tuple | None = None):
+                 boundary: Boundary | None = None, extra_injection: tuple | None = None,
+                 model: Model | None = None, prefix: str = ""):
         t0 = time.perf_counter()
         self.system = system
         self.options = options or DsoOptions()
@@ -191,6 +193,9 @@ class DsoOpf:
                                          "use soc or lindist")])
         self.boundary = boundary or Boundary(price=np.full(self.T, 0.0))
         self.extra_injection = extra_injection
+        self.model = model or Model(f"dso:{self.tree.feeder_id}")
+        self.prefix = prefix
+        self._m = Namespace(self.model, prefix)
         self._build()
         self.timings = {"build_s": time.perf_counter() - t0}
 
@@ -210,8 +215,7 @@ class DsoOpf:
     def _build(self) -> None:
         tr, T, dt = self.tree, self.T, self.dt
         n = tr.n
-        m = Model(f"dso:{tr.feeder_id}")
-        self.model = m
+        m = self._m
         tile = lambda a: np.tile(np.asarray(a, dtype=float), T)  # noqa: E731
         nonroot = np.arange(1, n)
         rules = self.system.rules
@@ -386,7 +390,7 @@ class DsoOpf:
     def _circle(self, name: str, p_terms: list, q_terms: list, radius: np.ndarray,
                 split: bool = False) -> Any:
         """||(p, q)|| <= radius: a cone (SOC) or an inscribed octagon (LinDistFlow)."""
-        m = self.model
+        m = self._m
         k = len(radius)
         if k == 0:
             return None
@@ -405,7 +409,7 @@ class DsoOpf:
         return m.add_constraints(name, terms, ub=np.tile(radius * OCTAGON_SCALE, 8))
 
     def _boundary_rows(self) -> None:
-        m, T, dt, n = self.model, self.T, self.dt, self.tree.n
+        m, T, dt, n = self._m, self.T, self.dt, self.tree.n
         b = self.boundary
         root = _pick(n, np.array([0]))
         self.schedule_row = None
@@ -503,3 +507,25 @@ def solve_dso(system: System, feeder_id: str, boundary: Boundary | None = None,
               options: DsoOptions | None = None) -> DsoResult:
     """Build and solve the OPF of one feeder (see :class:`DsoOpf`)."""
     return DsoOpf(system, feeder_id, options, boundary).solve()
+
+
+def _solve_one(system: System, feeder_id: str, boundary: Boundary | None,
+               options: DsoOptions | None) -> DsoResult:
+    return DsoOpf(system, feeder_id, options, boundary).solve()
+
+
+def solve_feeders(system: System, feeder_ids: list[str] | None = None,
+                  boundaries: dict[str, Boundary] | None = None,
+                  options: DsoOptions | None = None, executor: Any = None
+                  ) -> dict[str, DsoResult]:
+    """Solve many feeders' OPFs, through ``executor`` (in-process by default; see
+    :mod:`tsodso.parallel`). Feeders are independent, so time grows linearly with their
+    number and divides by the number of workers."""
+    from tsodso.parallel import InProcessExecutor
+
+    ids = list(feeder_ids or system.feeder_ids)
+    boundaries = boundaries or {}
+    ex = executor or InProcessExecutor()
+    results = ex.map(_solve_one, [system] * len(ids), ids, [boundaries.get(f) for f in ids],
+                     [options] * len(ids))
+    return dict(zip(ids, results, strict=True))

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
+from tsodso.opt.namespace import Namespace
 from tsodso.rules import MarketRules
 from tsodso.tso.dc_network import DcNetwork, build_dc_network
 from tsodso.tso.offers import TsoView, tso_view
@@ -149,7 +150,8 @@ class TsoMarket:
     """
 
     def __init__(self, system: System, options: TsoOptions | None = None,
-                 view: TsoView | None = None):
+                 view: TsoView | None = None, model: Model | None = None,
+                 prefix: str = "", interface_feeders: list[str] | None = None):
         t0 = time.perf_counter()
         self.system = system
         self.options = options or TsoOptions()
@@ -158,6 +160,10 @@ class TsoMarket:
         self.dt = float(system.profiles.period_hours)
         self.net: DcNetwork = build_dc_network(system.grid)
         self.view = view or tso_view(system, self.rules)
+        self.model = model or Model("tso")
+        self._m = Namespace(self.model, prefix)
+        self.prefix = prefix
+        self.interface_feeders = list(interface_feeders or [])
         self._build()
         self.timings = {"build_s": time.perf_counter() - t0}
 
@@ -180,8 +186,7 @@ class TsoMarket:
     def _build(self) -> None:
         sysm, net, T, dt, rules = self.system, self.net, self.T, self.dt, self.rules
         N = net.n_bus
-        m = Model("tso")
-        self.model = m
+        m = self._m
         gens = sysm.grid.generators[sysm.grid.generators.in_service].reset_index(drop=True)
         self.gens = gens
         G = len(gens)
@@ -270,8 +275,15 @@ class TsoMarket:
         opos = net.positions(v.energy.table.bus_id.to_numpy(int), "offers") if E else []
         spos = net.positions(st.bus_id.to_numpy(int), "storage") if S else []
         vpos = net.positions(ev.bus_id.to_numpy(int), "ev") if V else []
+        # ---- feeders modelled in the same problem (joint market): their imports, MW
+        F = len(self.interface_feeders)
+        self.iface = m.add_variables("interface", T * F, lb=-np.inf)
+        fbus = sysm.feeders.set_index("feeder_id").interface_bus
+        fpos = net.positions(fbus.loc[self.interface_feeders].to_numpy(), "feeders") if F \
+            else np.zeros(0, dtype=int)
         rhs = load + buses.gs_mw.to_numpy() + net.pbus_shift
         self.balance = m.add_constraints("balance", [
+            (self.iface, -_kron(_incidence(N, fpos), T)),
             (self.p, _kron(_incidence(N, gpos), T)),
             (self.q, _kron(_incidence(N, np.asarray(opos, dtype=int)), T)),
             (self.dis, _kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
@@ -309,7 +321,7 @@ class TsoMarket:
 
     def _pwl_costs(self, gens: pd.DataFrame, pwl: np.ndarray) -> None:
         """Epigraph of piecewise-linear costs: y >= c_k + s_k (p - p_k) for every segment."""
-        m, T, dt = self.model, self.T, self.dt
+        m, T, dt = self._m, self.T, self.dt
         G = len(gens)
         ids = gens.gen_id.to_numpy()[pwl]
         gpos = np.flatnonzero(pwl)
@@ -330,7 +342,7 @@ class TsoMarket:
 
     def _reserves(self, gens: pd.DataFrame, gpos: np.ndarray, st: pd.DataFrame,
                   spos: Any, load: np.ndarray) -> None:
-        m, T, dt, net = self.model, self.T, self.dt, self.net
+        m, T, dt, net = self._m, self.T, self.dt, self.net
         G, S = len(gens), len(st)
         zone_of_bus = self.system.grid.buses.set_index("bus_id").loc[net.bus_ids, "zone"]
         zone_of_bus = zone_of_bus.to_numpy() if self.options.zonal_reserves else np.zeros(
