@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ app = typer.Typer(
     help="tsodso: TSO-DSO coordination with distributed energy resources.",
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(width=max(132, shutil.get_terminal_size((132, 24)).columns))
 _state = {"debug": False}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -378,34 +379,108 @@ def hosting_capacity_cmd(
     console.print(out)
 
 
+def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
+                 scheduler: str | None) -> dict[str, Any]:
+    from tsodso.coordination import SCHEMES, run_scheme
+    from tsodso.io import load
+    from tsodso.parallel import make_executor
+
+    names = schemes or list(SCHEMES)
+    unknown = [n for n in names if n not in SCHEMES]
+    if unknown:
+        raise TsodsoError(f"unknown scheme '{unknown[0]}'; schemes: {', '.join(SCHEMES)}")
+    system = load(scenario)
+    executor = make_executor(workers, scheduler)
+    try:
+        outcomes = {}
+        order = (["common"] if "common" in names else []) + [n for n in names if n != "common"]
+        for name in order:
+            extra = {"executor": executor} if name == "admm" else {}
+            outcomes[name] = run_scheme(system, name, **extra)
+    finally:
+        executor.close()
+    best = outcomes["common"].total_cost if "common" in outcomes else None
+    table = {}
+    for name in names:
+        o = outcomes[name]
+        v = o.violation_summary()
+        table[name] = {
+            "status": o.status,
+            "total_cost": o.total_cost,
+            "gap_to_common_pct": None if best is None else 100 * (o.total_cost - best) / best,
+            "violations": {"voltage": v["voltage"], "thermal": v["thermal"],
+                           "worst_voltage_pu": v["worst_voltage_pu"]},
+            "iterations": o.iterations,
+            "messages": int(o.messages["count"].sum()) if len(o.messages) else 0,
+            "message_bytes": int(o.messages["bytes"].sum()) if len(o.messages) else 0,
+            "curtailed_mwh": o.curtailed_mwh,
+            "wall_s": o.wall_s,
+            "notes": o.notes,
+        }
+    return {"scenario": scenario, "description": system.description, "schemes": table}
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
+    table = Table("scheme", "status", "total cost $", "gap to common %", "V viol.", "I viol.",
+                  "worst V pu", "curtailed MWh", "iter.", "messages", "wall s",
+                  title=f"{result['scenario']}: coordination schemes")
+    for name, r in result["schemes"].items():
+        gap = r["gap_to_common_pct"]
+        worst = r["violations"]["worst_voltage_pu"]
+        table.add_row(name, r["status"], f"{r['total_cost']:,.2f}",
+                      "-" if gap is None else f"{gap:.3f}", str(r["violations"]["voltage"]),
+                      str(r["violations"]["thermal"]), "-" if worst is None else f"{worst:.4f}",
+                      f"{r['curtailed_mwh']:.3f}", str(r["iterations"]), str(r["messages"]),
+                      f"{r['wall_s']:.1f}")
+    console.print(table)
+    for name, r in result["schemes"].items():
+        for note in r["notes"]:
+            console.print(f"[yellow]{name}[/yellow]: {note}")
+    console.print("violations: AC power flow of each scheme's market dispatch, before any DSO "
+                  "correction; costs: production cost of the corrected, feasible operation.")
+
+
+SchemeOpt = Annotated[list[str] | None, typer.Option("--scheme", help="Scheme to run "
+                                                     "(repeat for several; default all).")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Dask LocalCluster workers for the "
+                                                     "DSO subproblems.")]
+SchedulerOpt = Annotated[str | None, typer.Option(help="Address of an existing Dask "
+                                                       "scheduler.")]
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="Built-in scenario or file.")] = "default",
+    scheme: SchemeOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run the main job on a scenario.
-
-    Today this loads, validates and summarises the scenario. Market clearing (TSO DC-OPF,
-    DSO OPF) and the coordination schemes are not implemented yet, and no result is
-    invented for them.
-    """
-    from tsodso.io import load
-
-    start = time.perf_counter()
-    system = _guard(lambda: load(scenario))
-    summary = system.summary()
-    not_yet = ["TSO market clearing (DC-OPF, LMPs)", "DSO OPF and DLMPs",
-               "coordination schemes (tso_only ... admm)"]
-    result = {"scenario": scenario, "status": "validated", "summary": summary,
-              "not_implemented": not_yet, "wall_s": round(time.perf_counter() - start, 3)}
+    """Run coordination schemes on a scenario and compare them (all schemes by default)."""
+    result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler))
     if json_out:
         _emit_json(result)
         return
-    console.print(f"[bold]{scenario}[/bold]: {system.description}")
-    console.print(_summary_table(summary))
-    console.print(f"[green]validated[/green]: no data issues ({result['wall_s']} s)")
-    console.print("[yellow]not implemented yet[/yellow]: " + "; ".join(not_yet) +
-                  ". No market results are shown until they are.")
+    console.print(f"[bold]{scenario}[/bold]: {result['description']}")
+    _print_comparison(result)
+
+
+@app.command()
+def compare(
+    scenarios: Annotated[list[str], typer.Argument(help="Scenarios to compare.")],
+    scheme: SchemeOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the schemes on several scenarios."""
+    results = [_guard(lambda s=s: _run_schemes(s, scheme, workers, scheduler))
+               for s in scenarios]
+    if json_out:
+        _emit_json(results)
+        return
+    for r in results:
+        _print_comparison(r)
 
 
 def main() -> None:  # pragma: no cover - console entry point

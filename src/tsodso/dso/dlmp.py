@@ -123,6 +123,7 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         soc_gap=by_line(gap) if op.soc else by_line(np.zeros((T, n))),
         tightened=tightened,
         interface_marginal_price=pd.Series(pi, index=periods),
+        ev_shortfall_mwh=float(sol.value(op.ev_short).sum()) if len(op.v_idx) else 0.0,
     )
 
 

@@ -127,6 +127,7 @@ class DsoResult:
     soc_gap: pd.DataFrame
     tightened: bool
     interface_marginal_price: pd.Series
+    ev_shortfall_mwh: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     ac_check: dict[str, float] = field(default_factory=dict)
 
@@ -248,6 +249,7 @@ class DsoOpf:
         G = len(g_idx)
         pmin = np.tile(np.maximum(d.p_min_mw.to_numpy()[g_idx], 0.0), (T, 1))
         pmin = np.minimum(pmin, cap[:, g_idx])
+        self.pg_bounds = (pmin.ravel(), cap[:, g_idx].ravel())
         self.pg = m.add_variables("der_p", T * G, lb=pmin.ravel(), ub=cap[:, g_idx].ravel(),
                                   cost=tile(d.cost_per_mwh.to_numpy()[g_idx] * dt))
         budget = d.energy_mwh.to_numpy()[g_idx]

@@ -485,7 +485,14 @@ class TsoMarket:
         fixed = self.view.der_output_fixed.iloc[: self.T]
         out = fixed.copy()
         if len(members):
-            values = offers[members.offer_id.to_numpy()].to_numpy() * members.share.to_numpy()
+            share = np.broadcast_to(members.share.to_numpy(dtype=float),
+                                    (self.T, len(members))).copy()
+            per_period = self.view.energy.member_shares
+            if per_period is not None and per_period.shape[1]:
+                # energy offers: members in proportion to their availability each period
+                cols = per_period.shape[1]
+                share[:, :cols] = per_period.to_numpy()[: self.T]
+            values = offers[members.offer_id.to_numpy()].to_numpy() * share
             add = pd.DataFrame(values, columns=members.der_id.to_numpy(), index=offers.index)
             add = add.T.groupby(level=0).sum().T
             out.loc[:, add.columns] = out[add.columns].to_numpy() + add.to_numpy()

@@ -34,6 +34,7 @@ class EnergyOffers:
     table: pd.DataFrame  # offer_id, aggregator_id, bus_id, kind, price_per_mwh, budget_mwh
     p_max: np.ndarray
     p_min: np.ndarray
+    member_shares: pd.DataFrame | None = None  # periods x der_id: share of its offer
 
 
 @dataclass
@@ -242,7 +243,12 @@ def _pool_energy(table: pd.DataFrame, pmax: np.ndarray, pmin: np.ndarray
     share = np.divide(cap, total[group], out=np.full(len(group), 0.0), where=total[group] > 0)
     members = pd.DataFrame({"der_id": table.der_id.to_numpy(),
                             "offer_id": offers.offer_id.to_numpy()[group], "share": share})
-    return EnergyOffers(offers.reset_index(drop=True), pooled_max, pmin @ agg), members
+    # per period, an offer's dispatch is shared in proportion to what each member could give
+    pooled_at = pooled_max[:, group]
+    shares = np.divide(pmax, pooled_at, out=np.broadcast_to(share, pmax.shape).copy(),
+                       where=pooled_at > 1e-12)
+    return EnergyOffers(offers.reset_index(drop=True), pooled_max, pmin @ agg,
+                        pd.DataFrame(shares, columns=table.der_id.to_numpy())), members
 
 
 def _pool(frame: pd.DataFrame, keys: list[str], sums: list[str], kind: str, weight: str

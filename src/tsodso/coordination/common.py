@@ -1,0 +1,71 @@
+"""``common``: one joint optimisation of transmission and all feeders, full information.
+
+The TSO's DC-OPF and every feeder's SOC branch-flow OPF are assembled into a single conic
+problem; each feeder's import ``P0`` is tied to an interface variable in the TSO's balance
+at its interface bus. Its cost is the first-best: a lower bound for every other scheme.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from tsodso.coordination.messages import MessageLog
+from tsodso.coordination.outcome import Outcome, _without_ders, settle
+from tsodso.dso.dlmp import extract
+from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
+from tsodso.errors import TsodsoError
+from tsodso.model.system import System
+from tsodso.opt import Model
+from tsodso.tso import TsoMarket, TsoOptions
+from tsodso.tso.offers import tso_view
+
+
+def build_joint(system: System, options: DsoOptions | None = None
+                ) -> tuple[Model, TsoMarket, dict[str, DsoOpf], object]:
+    """The joint model: TSO under ``tso/``, each feeder under ``<feeder_id>/``."""
+    model = Model("common")
+    fids = system.feeder_ids
+    view = tso_view(_without_ders(system), system.rules)
+    view.fixed_load = view.fixed_load.iloc[:, :0]  # feeders are modelled, not fixed loads
+    tso = TsoMarket(system, TsoOptions(solver="clarabel"), view=view, model=model,
+                    prefix="tso/", interface_feeders=fids)
+    T, F = tso.T, len(fids)
+    dopt = options or DsoOptions(ac_check=False)
+    ops = {f: DsoOpf(system, f, dopt, Boundary(price=np.zeros(T)), model=model, prefix=f"{f}/")
+           for f in fids}
+    terms = [(tso.iface, 1.0)]
+    for k, f in enumerate(fids):
+        n = ops[f].tree.n
+        pick = sp.csr_array((np.full(T, -1.0), (np.arange(T) * F + k, np.arange(T) * n)),
+                            shape=(T * F, T * n))
+        terms.append((ops[f].P, pick))
+    coupling = model.add_constraints("coupling", terms, lb=0.0, ub=0.0)
+    return model, tso, ops, coupling
+
+
+def run_common(system: System, tighten: bool = True, **_: object) -> Outcome:
+    """Solve the joint problem and settle it."""
+    started = time.perf_counter()
+    log = MessageLog()
+    model, tso, ops, coupling = build_joint(system)
+    sol = model.solve("clarabel", tol=1e-9)
+    tightened = False
+    if sol.ok and tighten and max(np.nanmax(op._gap(sol)) for op in ops.values()) > 1e-5:  # noqa: SLF001
+        for op in ops.values():
+            model.set_cost(op.L, np.tile(op.tree.r, op.T) * op.options.loss_penalty * op.dt)
+        sol = model.solve("clarabel", tol=1e-9)
+        tightened = True
+    if not sol.ok:
+        raise TsodsoError(f"common: joint problem ended '{sol.status.value}' ({sol.raw_status})")
+    price = sol.dual(coupling).reshape(tso.T, -1) / tso.dt  # interface price per feeder
+    results = {}
+    for k, (f, op) in enumerate(ops.items()):
+        op.price_vec = price[:, k]
+        results[f] = extract(op, sol, tightened)
+    notes = ["relaxation tightened with a loss penalty"] if tightened else []
+    # settle() redispatches the TSO around the joint solution's interface flows, which
+    # reproduces the joint optimum's transmission part and its production cost
+    return settle("common", system, ops, results, log, started, notes=notes)

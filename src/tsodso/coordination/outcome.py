@@ -1,0 +1,261 @@
+"""The :class:`Outcome` every coordination scheme returns, and how it is settled.
+
+All schemes end the same way, so that they are compared on operation that respects both
+grids: each DSO's final feeder dispatch (after any correction) fixes the power drawn at
+every interface; the TSO then redispatches its generators around those interface flows
+(``TsoMarket`` with the imports as fixed load). Costs are production costs, the same
+functions the joint ``common`` problem minimises: transmission generators, DER offers,
+priced load shedding and unmet EV energy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsodso.coordination.messages import MessageLog
+from tsodso.dso.ac_check import dispatch_power_flow
+from tsodso.dso.opf import DsoOpf, DsoResult
+from tsodso.model.system import System
+from tsodso.tso import TsoMarket, TsoOptions, TsoResult
+from tsodso.tso.dc_network import build_dc_network
+from tsodso.tso.offers import TsoView, der_availability, tso_view
+
+
+@dataclass
+class Outcome:
+    """Result of one coordination scheme on one system (identical fields for all schemes).
+
+    Costs in $ over the horizon; prices in $/MWh; energies in MWh; frames indexed by period.
+    """
+
+    scheme: str
+    status: str
+    total_cost: float
+    tso_cost: float
+    dso_costs: dict[str, float]
+    der_revenues: dict[str, float]
+    consumer_payments: float
+    generator_revenues: float
+    rents: dict[str, float]
+    interface_lmp: pd.DataFrame
+    dlmp: dict[str, pd.DataFrame]
+    interface_schedules: pd.DataFrame
+    violations: pd.DataFrame
+    curtailed_mwh: float
+    messages: pd.DataFrame
+    iterations: int
+    wall_s: float
+    energy: dict[str, float]
+    residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    def violation_summary(self) -> dict[str, Any]:
+        v = self.violations
+        volt = v[v.element == "bus"] if len(v) else v
+        worst = None
+        if len(volt):
+            dev = np.abs(volt.value - volt.limit)
+            worst = float(volt.value.to_numpy()[int(np.argmax(dev.to_numpy()))])
+        return {
+            "voltage": int(len(volt)),
+            "thermal": int(len(v[v.element.isin(["line", "substation"])])) if len(v) else 0,
+            "worst_voltage_pu": worst,
+            "periods": sorted({int(p) for p in v.period}) if len(v) else [],
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row of scalar results (join several schemes' rows for a comparison)."""
+        row = {
+            "scheme": self.scheme, "status": self.status, "total_cost": self.total_cost,
+            "tso_cost": self.tso_cost, "dso_cost": sum(self.dso_costs.values()),
+            "consumer_payments": self.consumer_payments,
+            "der_revenues": sum(self.der_revenues.values()),
+            "generator_revenues": self.generator_revenues,
+            **{f"rent_{k}": v for k, v in self.rents.items()},
+            "curtailed_mwh": self.curtailed_mwh, "iterations": self.iterations,
+            "messages": int(self.messages["count"].sum()) if len(self.messages) else 0,
+            "message_bytes": int(self.messages["bytes"].sum()) if len(self.messages) else 0,
+            "wall_s": self.wall_s,
+            **{f"violations_{k}": v for k, v in self.violation_summary().items()
+               if k != "periods"},
+            **{f"energy_{k}": v for k, v in self.energy.items()},
+        }
+        return pd.DataFrame([row]).set_index("scheme")
+
+    def to_parquet(self, folder: str | Path) -> Path:
+        """Write the summary row and every table of the outcome as Parquet files."""
+        folder = Path(folder) / self.scheme
+        folder.mkdir(parents=True, exist_ok=True)
+        self.to_frame().to_parquet(folder / "summary.parquet")
+        self.interface_lmp.rename(columns=str).to_parquet(folder / "interface_lmp.parquet")
+        self.interface_schedules.to_parquet(folder / "interface_schedules.parquet")
+        self.violations.to_parquet(folder / "violations.parquet")
+        self.messages.to_parquet(folder / "messages.parquet")
+        for fid, frame in self.dlmp.items():
+            frame.rename(columns=str).to_parquet(folder / f"dlmp_{fid.replace('/', '_')}.parquet")
+        if len(self.residuals):
+            self.residuals.to_parquet(folder / "residuals.parquet")
+        return folder
+
+    def balance_residuals(self) -> dict[str, float]:
+        """Energy in - (energy out + losses) and payments - (revenues + rents); both ~0."""
+        e = self.energy
+        energy = e["generation"] + e["der_injection"] + e["shed"] - (
+            e["load"] + e["der_consumption"] + e["feeder_losses"])
+        money = self.consumer_payments - (self.generator_revenues
+                                          + sum(self.der_revenues.values())
+                                          + sum(self.rents.values()))
+        return {"energy_mwh": float(energy), "payments": float(money)}
+
+
+def fixed_interface_view(system: System, imports: pd.DataFrame) -> TsoView:
+    """A TSO view in which feeders are fixed loads equal to their ``imports``
+    (periods x feeder_id, MW) and no DER offers: the TSO's real-time redispatch."""
+    base = tso_view(system, system.rules)
+    empty = tso_view(_without_ders(system), system.rules)
+    interface = system.feeders.set_index("feeder_id").interface_bus
+    load = imports.T.groupby(imports.columns.map(interface)).sum().T
+    load.columns = load.columns.astype(np.int64)
+    empty.fixed_load = load
+    empty.der_output_fixed = base.der_output_fixed.iloc[:, :0]
+    return empty
+
+
+def _without_ders(system: System) -> System:
+    import copy
+
+    s = copy.copy(system)
+    s.ders = system.ders.iloc[:0]
+    s.der_bids = system.der_bids.iloc[:0]
+    return s
+
+
+def der_costs(system: System, result: DsoResult) -> float:
+    """Production cost of a feeder's final dispatch: DER offers (positive output at their
+    cost), shed load and unmet EV energy at value of lost load, $."""
+    dt = system.profiles.period_hours
+    d = system.ders.set_index("der_id").loc[result.der_p_mw.columns]
+    out = np.maximum(result.der_p_mw.to_numpy(), 0.0)
+    cost = (out * d.cost_per_mwh.to_numpy()).sum() * dt
+    voll = system.rules.value_of_lost_load
+    return float(cost + voll * (dt * result.shed_mw.to_numpy().sum() + result.ev_shortfall_mwh))
+
+
+def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
+           results: dict[str, DsoResult], log: MessageLog, started: float,
+           iterations: int = 1, market_dispatch: dict[str, DsoResult] | None = None,
+           residuals: pd.DataFrame | None = None, notes: list[str] | None = None,
+           status: str = "optimal", tso_result: TsoResult | None = None) -> Outcome:
+    """Settle final feeder dispatches into an :class:`Outcome` (see module docstring).
+
+    ``market_dispatch`` is what the market scheduled before any DSO correction; its AC
+    power flow gives the reported violations (default: the final dispatch).
+    """
+    dt = system.profiles.period_hours
+    fids = list(results)
+    T = len(next(iter(results.values())).interface_p_mw) if results else system.n_periods
+    imports = pd.DataFrame({f: results[f].interface_p_mw.to_numpy() for f in fids})
+    if tso_result is None:
+        market = TsoMarket(system, TsoOptions(periods=T),
+                           view=fixed_interface_view(system, imports))
+        tso_result = market.solve()
+        log.send("interface_schedule", "dsos", "tso", imports)
+    interface = system.feeders.set_index("feeder_id").interface_bus
+    lmp = tso_result.lmp
+    iface_lmp = pd.DataFrame({f: lmp[int(interface[f])].to_numpy() for f in fids},
+                             index=lmp.index)
+    # costs
+    tso_cost = float(tso_result.objective)
+    dso_costs = {f: der_costs(system, results[f]) for f in fids}
+    # violations of what the market scheduled
+    frames = []
+    for f in fids:
+        dispatched = (market_dispatch or results)[f]
+        viol = dispatch_power_flow(ops[f], dispatched).violations(tol=1e-3)
+        viol.insert(0, "feeder_id", f)
+        frames.append(viol)
+    violations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["feeder_id", "period", "element", "element_id", "kind", "value", "limit"])
+    # Money (active power). Consumers pay the LMP (transmission loads and shunts, net of
+    # shedding) or their bus's DLMP (feeder loads); generators and DERs are paid likewise.
+    # What remains is rent: transmission congestion, distribution losses/congestion, and
+    # the gap between a DSO's root DLMP and the LMP it pays at the interface.
+    g = system.grid
+    gen_bus = g.generators.set_index("gen_id").bus_id.reindex(tso_result.dispatch.columns)
+    gen_rev = float((tso_result.dispatch.to_numpy()
+                     * lmp[gen_bus.to_numpy()].to_numpy()).sum() * dt)
+    loads = g.loads[g.loads.in_service & g.loads.bus_id.isin(lmp.columns)]
+    tx = pd.DataFrame(0.0, index=lmp.index, columns=lmp.columns)
+    tx_p = system.profiles.multipliers(loads.profile)[:T] * loads.p_mw.to_numpy()
+    np.add.at(tx.to_numpy().T, tx.columns.get_indexer(loads.bus_id), tx_p.T)
+    tx += g.buses.set_index("bus_id").gs_mw.reindex(lmp.columns).to_numpy()
+    served = tx - tso_result.shed + tso_result.spill
+    payments = float((served.to_numpy() * lmp.to_numpy()).sum() * dt)
+    energy = {"generation": float(tso_result.dispatch.to_numpy().sum() * dt),
+              "der_injection": 0.0, "der_consumption": 0.0,
+              "load": float(tx.to_numpy().sum() * dt), "feeder_losses": 0.0,
+              "shed": float((tso_result.shed - tso_result.spill).to_numpy().sum() * dt)}
+    net = build_dc_network(g)
+    f_lmp = lmp[net.bus_ids[net.from_pos]].to_numpy()
+    t_lmp = lmp[net.bus_ids[net.to_pos]].to_numpy()
+    rents = {"transmission": float((tso_result.flows.to_numpy() * (t_lmp - f_lmp)).sum() * dt),
+             "distribution": 0.0, "interface": 0.0}
+    der_rev: dict[str, float] = {}
+    agg = system.ders.set_index("der_id").aggregator_id
+    avail = der_availability(system)[:T]
+    curtailed = 0.0
+    for f in fids:
+        r, op = results[f], ops[f]
+        dl = r.dlmp_p.to_numpy()
+        order = np.argsort(op.tree.bus_ids, kind="stable")
+        served_f = op.p_load[:, order] - r.shed_mw.to_numpy()
+        payments += float((served_f * dl).sum() * dt)
+        energy["load"] += float(op.p_load.sum() * dt)
+        energy["shed"] += float(r.shed_mw.to_numpy().sum() * dt)
+        energy["feeder_losses"] += float(r.losses_mw.sum() * dt)
+        d = system.ders.set_index("der_id").loc[r.der_p_mw.columns]
+        cols = r.dlmp_p.columns.get_indexer(d.bus_id.to_numpy())
+        rev = (r.der_p_mw.to_numpy() * dl[:, cols]).sum(axis=0) * dt
+        for a, v in zip(agg.loc[r.der_p_mw.columns], rev, strict=True):
+            der_rev[a or "(none)"] = der_rev.get(a or "(none)", 0.0) + float(v)
+        energy["der_injection"] += float(np.maximum(r.der_p_mw.to_numpy(), 0).sum() * dt)
+        energy["der_consumption"] += float(np.maximum(-r.der_p_mw.to_numpy(), 0).sum() * dt)
+        tr = op.tree
+        pos = r.dlmp_p.columns
+        child = pos.get_indexer(tr.bus_ids[1:])
+        parent = pos.get_indexer(tr.bus_ids[tr.parent[1:]])
+        p_line = r.flow_p_mw[tr.line_ids[1:]].to_numpy()
+        rents["distribution"] += float(((p_line - _line_losses(op, r)) * dl[:, child]
+                                        - p_line * dl[:, parent]).sum() * dt)
+        root = pos.get_loc(int(tr.bus_ids[0]))
+        p0 = r.interface_p_mw.to_numpy()
+        rents["interface"] += float((p0 * (dl[:, root] - iface_lmp[f].to_numpy())).sum() * dt)
+        ren = (system.ders.kind.isin(["pv", "wind"]) & (system.ders.feeder_id == f)).to_numpy()
+        ids = system.ders.der_id[ren]
+        curtailed += float((avail[:, ren] - r.der_p_mw[ids].to_numpy()).clip(min=0).sum() * dt)
+    return Outcome(
+        scheme=scheme, status=status,
+        total_cost=tso_cost + sum(dso_costs.values()), tso_cost=tso_cost, dso_costs=dso_costs,
+        der_revenues=der_rev, consumer_payments=payments, generator_revenues=gen_rev,
+        rents=rents, interface_lmp=iface_lmp,
+        dlmp={f: results[f].dlmp_p for f in fids}, interface_schedules=imports,
+        violations=violations, curtailed_mwh=curtailed, messages=log.summary(),
+        iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
+        residuals=residuals if residuals is not None else pd.DataFrame(),
+        notes=list(notes or []),
+    )
+
+
+def _line_losses(op: DsoOpf, r: DsoResult) -> np.ndarray:
+    """(T x lines) resistive loss of each line, MW, in the order of ``tree.line_ids[1:]``."""
+    tr = op.tree
+    P = r.flow_p_mw[tr.line_ids[1:]].to_numpy()
+    Q = r.flow_q_mvar[tr.line_ids[1:]].to_numpy()
+    vm = r.voltage_pu[tr.bus_ids[tr.parent[1:]]].to_numpy()
+    return tr.r[1:] * (P**2 + Q**2) / np.maximum(vm**2, 1e-9)
