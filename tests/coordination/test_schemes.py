@@ -1,0 +1,108 @@
+"""Coordination schemes compared on the same systems."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from tsodso.coordination import SCHEMES, run_scheme
+from tsodso.io.scenario import build_scenario
+from tsodso.scenarios import scenario_path
+
+REL = 1e-6  # solver tolerance on costs
+
+
+def _small(pv_share: float) -> dict:
+    """The default recipe cut to two Baran-Wu feeders (keeps the tests quick)."""
+    recipe = yaml.safe_load(scenario_path("default").read_text())
+    recipe["feeders"] = [dict(recipe["feeders"][0], at=[9, 14])]
+    recipe["ders"]["pv"]["share"] = pv_share
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def high():
+    return build_scenario(_small(1.5))
+
+
+@pytest.fixture(scope="module")
+def outcomes(high):
+    return {name: run_scheme(high, name) for name in SCHEMES}
+
+
+def test_common_is_the_lower_bound(outcomes):
+    best = outcomes["common"].total_cost
+    for name, o in outcomes.items():
+        assert o.total_cost >= best * (1 - REL), name
+
+
+def test_every_outcome_balances(outcomes):
+    for name, o in outcomes.items():
+        res = o.balance_residuals()
+        assert abs(res["energy_mwh"]) < 1e-5, name
+        assert abs(res["payments"]) < 1e-3 * max(1.0, abs(o.consumer_payments)) * 1e-3, name
+
+
+def test_tso_only_causes_violations_the_dso_aware_schemes_avoid(outcomes):
+    assert outcomes["tso_only"].violation_summary()["thermal"] > 0
+    for name in ("centralized", "local", "common", "admm", "hierarchical"):
+        v = outcomes[name].violation_summary()
+        assert v["voltage"] == 0 and v["thermal"] == 0, name
+    # the correction is not free
+    assert outcomes["tso_only"].total_cost > outcomes["common"].total_cost * (1 + 1e-3)
+
+
+def test_admm_reaches_common(outcomes):
+    admm, common = outcomes["admm"], outcomes["common"]
+    assert admm.status == "optimal"
+    assert admm.total_cost == pytest.approx(common.total_cost, rel=1e-3)
+    np.testing.assert_allclose(admm.interface_schedules.to_numpy(),
+                               common.interface_schedules.to_numpy(), atol=0.02)
+    res = admm.residuals
+    assert {"primal_residual", "dual_residual", "rho"} <= set(res.columns)
+    assert res.primal_residual.iloc[-1] < 1e-2 * res.primal_residual.iloc[0]
+
+
+def test_hierarchical_reports_iterations_and_residuals(outcomes):
+    h = outcomes["hierarchical"]
+    assert h.iterations == len(h.residuals) and h.iterations > 1
+    assert h.status == "optimal"
+
+
+def test_low_penetration_tso_only_suffices():
+    """SmartNet's finding: while feeders are uncongested, TSO-centric coordination is enough."""
+    system = build_scenario(yaml.safe_load(scenario_path("low-penetration").read_text()))
+    tso_only = run_scheme(system, "tso_only")
+    common = run_scheme(system, "common")
+    v = tso_only.violation_summary()
+    assert v["voltage"] == 0 and v["thermal"] == 0
+    assert tso_only.total_cost <= common.total_cost * 1.01
+    assert tso_only.total_cost >= common.total_cost * (1 - REL)
+
+
+def test_outcome_tables(outcomes, tmp_path):
+    frame = outcomes["common"].to_frame()
+    assert frame.loc["common", "total_cost"] == outcomes["common"].total_cost
+    folder = outcomes["admm"].to_parquet(tmp_path)
+    assert (folder / "summary.parquet").is_file() and (folder / "residuals.parquet").is_file()
+    assert outcomes["hierarchical"].messages.loc["price", "count"] > 0
+
+
+def test_admm_with_two_dask_workers_matches_in_process(high):
+    pytest.importorskip("distributed")
+    from tsodso.parallel import make_executor
+
+    small = copy.deepcopy(high)
+    in_process = run_scheme(small, "admm")
+    executor = make_executor(workers=2)
+    try:
+        distributed = run_scheme(small, "admm", executor=executor)
+    finally:
+        executor.close()
+    assert distributed.iterations == in_process.iterations
+    assert distributed.total_cost == pytest.approx(in_process.total_cost, rel=1e-7)
+    np.testing.assert_allclose(distributed.interface_schedules.to_numpy(),
+                               in_process.interface_schedules.to_numpy(), atol=1e-6)
