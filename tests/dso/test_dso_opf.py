@@ -124,3 +124,16 @@ def test_inexact_relaxation_is_detected_and_tightened(default_system):
     loose = solve_dso(default_system, "case69@4#1", Boundary(price=np.full(24, 30.0)),
                       DsoOptions(tighten=False))
     assert loose.soc_gap_max > 10 * r.soc_gap_max
+
+
+def test_interface_bid_curve_falls_with_price(default_system):
+    from tsodso.dso import DsoOpf
+
+    op = DsoOpf(default_system, "case33bw@9", boundary=Boundary(price=np.full(24, 30.0)))
+    curve = op.interface_bid_curve([5.0, 30.0, 80.0, 200.0])
+    # dearer power, less energy imported over the day (storage may shift it between hours)
+    energy = curve.sum(axis=1).to_numpy()
+    assert (np.diff(energy) <= 1e-6).all()
+    assert (curve.iloc[0] - curve.iloc[-1]).max() > 0.1  # there is flexibility to offer
+    # the model is reused and its prices restored
+    np.testing.assert_allclose(op.price_vec, 30.0)

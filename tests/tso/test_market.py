@@ -202,3 +202,15 @@ def test_interface_load_update_equals_fresh_build(default_system):
     fresh = fresh_market.solve()
     assert resolved.objective == pytest.approx(fresh.objective, rel=1e-8)
     assert resolved.objective > first.objective
+
+
+def test_der_settlement_basis_follows_the_rules(default_system):
+    """ERCOT pays DERs under 10 MW the load-zone price; PJM pays the interface LMP."""
+    pjm = clear_tso_market(default_system, TsoOptions(rules=get_rules("pjm")))
+    ercot = clear_tso_market(default_system, TsoOptions(rules=get_rules("ercot")))
+    assert set(pjm.der_settlement.basis) == {"nodal"}
+    assert set(ercot.der_settlement.basis) == {"zonal"}
+    row = pjm.der_settlement.iloc[0]
+    der = pjm.der_dispatch[row.der_id].to_numpy()
+    lmp = pjm.lmp[row.bus_id].to_numpy()
+    assert row.revenue == pytest.approx((der * lmp).sum(), rel=1e-9, abs=1e-9)

@@ -459,6 +459,29 @@ class DsoOpf:
         s = np.asarray(schedule_mw, dtype=float)[: self.T]
         self.model.set_rhs(self.schedule_row, s, s)
 
+    def interface_bid_curve(self, prices: list[float]) -> pd.DataFrame:
+        """The feeder's aggregated interface bid curve: its optimal import (MW) for each
+        flat interface price in ``prices`` ($/MWh), per period (rows: price, columns:
+        period). Exports are negative. The price is flat over the horizon, so storage and EVs
+        may shift energy between periods: the day's import falls with the price, a single
+        period's need not. Needs a price boundary; the model is re-solved, not rebuilt, and
+        the original prices are restored."""
+        keep = self.price_vec.copy()
+        rows = {}
+        solver = "clarabel" if self.soc else "highs"
+        for price in prices:
+            self.set_price(np.full(self.T, float(price)))
+            sol = self.model.solve(solver, tol=self.options.tol if self.soc else None)
+            if not sol.ok:
+                raise TsodsoError(f"interface bid curve of {self.tree.feeder_id}: price "
+                                  f"{price}: solver status '{sol.status.value}'")
+            rows[float(price)] = sol.value(self.P).reshape(self.T, self.tree.n)[:, 0]
+        self.set_price(keep)
+        frame = pd.DataFrame(rows).T
+        frame.index.name = "price"
+        frame.columns.name = "period"
+        return frame
+
     # ------------------------------------------------------------------- solve
     def solve(self) -> DsoResult:
         """Solve; tighten an inexact relaxation; extract DLMPs and their parts."""

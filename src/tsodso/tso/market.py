@@ -95,6 +95,7 @@ class TsoResult:
     reserve_shortfall: pd.DataFrame
     excluded: pd.DataFrame
     interface_load: pd.DataFrame
+    der_settlement: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -466,6 +467,7 @@ class TsoMarket:
         excluded = v.excluded.copy()
         if len(excluded):
             excluded["value_lost"] = self._lost_value(excluded, lmp)
+        settlement = self._settlement(der, lmp)
         return TsoResult(
             status=sol.status, objective=float(sol.objective), lmp=lmp, lmp_energy=lmp_energy,
             lmp_congestion=congestion, lmp_loss=frame(np.zeros((T, net.n_bus)), net.bus_ids),
@@ -477,7 +479,42 @@ class TsoMarket:
             reserve_prices=pd.DataFrame(reserve_prices, index=periods),
             reserve_awards=awards, reserve_shortfall=pd.DataFrame(shortfall, index=periods),
             excluded=excluded, interface_load=v.fixed_load.iloc[:T],
+            der_settlement=settlement,
         )
+
+    def _settlement(self, der: pd.DataFrame, lmp: pd.DataFrame) -> pd.DataFrame:
+        """Energy payment of each market DER: at its interface LMP (nodal) or at its load
+        zone's load-weighted average LMP (zonal, or nodal rules for DERs smaller than
+        ``zonal_settlement_below_mw``, as ERCOT does under 10 MW)."""
+        members = self.view.members
+        if not len(members) or der.empty:
+            return pd.DataFrame(columns=["der_id", "aggregator_id", "bus_id", "basis",
+                                         "energy_mwh", "price", "revenue"])
+        d = self.system.ders.set_index("der_id").loc[members.der_id.unique()]
+        bus = d.feeder_id.map(self.system.feeders.set_index("feeder_id").interface_bus)
+        zone = self.system.grid.buses.set_index("bus_id").zone
+        load = pd.DataFrame(self.load, columns=lmp.columns, index=lmp.index)
+        zonal = {}
+        for z in zone.loc[bus].unique():
+            cols = [b for b in lmp.columns if zone.get(b) == z]
+            w = load[cols].clip(lower=0)
+            avg = (lmp[cols] * w).sum(axis=1) / w.sum(axis=1).where(w.sum(axis=1) > 0)
+            zonal[z] = avg.fillna(lmp[cols].mean(axis=1))
+        size = np.maximum(d.p_max_mw, -d.p_min_mw)
+        rules = self.rules
+        is_zonal = (rules.der_settlement == "zonal") | (size < rules.zonal_settlement_below_mw)
+        rows = []
+        for der_id in d.index:
+            p = der[der_id].to_numpy()
+            price = (zonal[zone[bus[der_id]]] if is_zonal[der_id] else lmp[bus[der_id]])
+            rows.append({"der_id": der_id, "aggregator_id": d.aggregator_id[der_id],
+                         "bus_id": int(bus[der_id]),
+                         "basis": "zonal" if is_zonal[der_id] else "nodal",
+                         "energy_mwh": float(p.sum() * self.dt),
+                         "price": float((price.to_numpy() * np.abs(p)).sum()
+                                        / max(np.abs(p).sum(), 1e-12)),
+                         "revenue": float((price.to_numpy() * p).sum() * self.dt)})
+        return pd.DataFrame(rows)
 
     def _disaggregate(self, offers: pd.DataFrame) -> pd.DataFrame:
         """Each DER's MW: its pooled offer's dispatch times its share, or its own output."""
