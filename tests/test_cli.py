@@ -40,12 +40,6 @@ def test_scenarios_and_default_inspect():
     assert set(out["der_capacity_mw"]) == {"pv", "storage", "ev", "demand_response"}
 
 
-def test_run_says_what_is_not_there():
-    out = _json("run")
-    assert out["status"] == "validated"
-    assert out["not_implemented"]
-
-
 def test_errors_are_one_line_and_nonzero(tmp_path):
     result = runner.invoke(app, ["inspect", "matpower:nope"])
     assert result.exit_code == 1

@@ -407,7 +407,8 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
         table[name] = {
             "status": o.status,
             "total_cost": o.total_cost,
-            "gap_to_common_pct": None if best is None else 100 * (o.total_cost - best) / best,
+            "gap_to_common_pct": (None if best is None or abs(best) < 1e-6
+                                  else 100 * (o.total_cost - best) / abs(best)),
             "violations": {"voltage": v["voltage"], "thermal": v["thermal"],
                            "worst_voltage_pu": v["worst_voltage_pu"]},
             "iterations": o.iterations,

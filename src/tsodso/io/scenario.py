@@ -8,7 +8,7 @@ keys are::
     name, description, seed
     horizon:      {periods, period_hours}
     transmission: {case}                         # matpower:NAME, pglib:NAME or a path
-    simbench:     {code, start_day}              # instead of transmission + feeders
+    simbench:     {code, start_day, generation_cost}   # instead of transmission + feeders
     feeders:      [{case, at, per_bus, scale, substation_margin, line_margin, id}]
     ders:         {<kind>: {share, bus_fraction, ...}}   # share of each feeder's peak load
     aggregators:  {per_feeder | count, markets}
@@ -167,12 +167,16 @@ def _rules(spec: Any) -> MarketRules:
 def _from_simbench(r: _Reader, n_periods: int, period_hours: float) -> System:
     from tsodso.io.simbench import load_simbench
 
-    r.known("code", "start_day")
+    r.known("code", "start_day", "generation_cost")
     if period_hours != 0.25:
         raise ValidationError([Issue("scenario", "horizon.period_hours", "",
                                      "SimBench scenarios use 0.25 h periods")])
     start = r.integer("start_day", 0, low=0) * 96
-    return load_simbench(r.get("code", str), n_periods=n_periods, start=start)
+    system = load_simbench(r.get("code", str), n_periods=n_periods, start=start)
+    # SimBench has no costs: price the power of the grids behind the transmission buses
+    cost = r.number("generation_cost", 0.0, low=0.0)
+    system.grid.generators["cost_c1"] = cost
+    return system
 
 
 def _compose(top: _Reader, base_dir: Path | None, n_periods: int,
