@@ -72,17 +72,6 @@ def test_hierarchical_reports_iterations_and_residuals(outcomes):
     assert h.status == "optimal"
 
 
-def test_low_penetration_tso_only_suffices():
-    """SmartNet's finding: while feeders are uncongested, TSO-centric coordination is enough."""
-    system = build_scenario(yaml.safe_load(scenario_path("low-penetration").read_text()))
-    tso_only = run_scheme(system, "tso_only")
-    common = run_scheme(system, "common")
-    v = tso_only.violation_summary()
-    assert v["voltage"] == 0 and v["thermal"] == 0
-    assert tso_only.total_cost <= common.total_cost * 1.01
-    assert tso_only.total_cost >= common.total_cost * (1 - REL)
-
-
 def test_outcome_tables(outcomes, tmp_path):
     frame = outcomes["common"].to_frame()
     assert frame.loc["common", "total_cost"] == outcomes["common"].total_cost
