@@ -61,6 +61,35 @@ def _jacobian(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np.nda
     return sp.csc_array(sp.block_array(blocks))
 
 
+def _jacobian_all(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np.ndarray
+                  ) -> sp.csc_array:
+    """Block-diagonal Jacobian of all periods at once: the linear rows are the same in every
+    period; only the relaxation rows (F4) depend on the state, and are filled vectorised."""
+    T, n = P.shape
+    zero = np.zeros(n)
+    const = sp.csr_array(_jacobian(op, zero, zero, zero, zero))
+    k = const.shape[0]
+    J = sp.csr_array(sp.kron(sp.identity(T, format="csr"), const))
+    if not op.soc:
+        return sp.csc_array(J)
+    tr = op.tree
+    nr = np.arange(1, n)
+    par = tr.parent[nr]
+    base = (np.arange(T) * k)[:, None]
+    row = base + (3 * n - 1) + np.arange(n - 1)  # F4 rows, (T x n-1)
+    rows = [row, row, row]
+    cols = [base + nr, base + n + nr, base + 2 * n + (nr - 1)]  # P_j, Q_j, l_j
+    vals = [-2 * P[:, nr], -2 * Q[:, nr], V[:, par]]
+    has = par > 0  # d/dv_parent = l_j where the parent is not the root
+    rows.append(row[:, has])
+    cols.append(base + 3 * n - 1 + (par[has] - 1))
+    vals.append(L[:, nr][:, has])
+    f4 = sp.csr_array((np.concatenate([v.ravel() for v in vals]),
+                       (np.concatenate([r.ravel() for r in rows]),
+                        np.concatenate([c.ravel() for c in cols]))), shape=J.shape)
+    return sp.csc_array(J + f4)
+
+
 def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
     """Read a solved :class:`DsoOpf` into a :class:`DsoResult` (with decomposed DLMPs)."""
     tr, T, dt, n = op.tree, op.T, op.dt, op.tree.n
@@ -164,9 +193,10 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
     ip, iq = 0, n  # state offsets of P and Q
     il = 2 * n if op.soc else None  # l of non-root buses (SOC only)
     iv = 3 * n - 1 if op.soc else 2 * n  # v of non-root buses
+    grads = np.zeros((T, k, 4))
     for t in range(T):
         # component(j) = g' S_j = g' J^-1 e_j = (J^-T g)_j: one solve per gradient g
-        g = np.zeros((k, 4))  # columns: dP0 (loss), voltage, congestion, loss penalty
+        g = grads[t]  # columns: dP0 (loss), voltage, congestion, loss penalty
         g[ip, 0] = 1.0
         if tightened and op.soc:  # the tightening penalty is a cost on resistive losses
             g[il:il + n - 1, 3] = op.options.loss_penalty * tr.r[1:]
@@ -186,8 +216,11 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
             for a, (ca, cb) in enumerate(OCTAGON):
                 g[ip, 2] += ca * mu_sub[a, t, 0] / dt
                 g[iq, 2] += cb * mu_sub[a, t, 0] / dt
-        y = splu(_jacobian(op, P[t], Q[t], L[t], V[t]).T.tocsc()).solve(g)
-        at = np.r_[np.arange(n), n + np.arange(n)]  # rows of F1 (P) and F2 (Q)
+    ys = splu(_jacobian_all(op, P, Q, L, V).T.tocsc()).solve(grads.reshape(T * k, 4))
+    ys = ys.reshape(T, k, 4)
+    at = np.r_[np.arange(n), n + np.arange(n)]  # rows of F1 (P) and F2 (Q)
+    for t in range(T):
+        y = ys[t]
         energy = np.r_[np.full(n, pi[t]), np.zeros(n)]
         loss = pi[t] * y[at, 0] - energy + y[at, 3]
         voltage = y[at, 1]
