@@ -199,7 +199,7 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
         g = grads[t]  # columns: dP0 (loss), voltage, congestion, loss penalty
         g[ip, 0] = 1.0
         if tightened and op.soc:  # the tightening penalty is a cost on resistive losses
-            g[il:il + n - 1, 3] = op.options.loss_penalty * tr.r[1:]
+            g[il:il + n - 1, 3] = op.applied_penalty * tr.r[1:]
         g[iv:iv + n - 1, 1] = -z_v[t] / dt
         if op.soc:
             g[il:il + n - 1, 2] = -z_l[t] / dt

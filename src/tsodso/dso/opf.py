@@ -194,6 +194,7 @@ class DsoOpf:
                                          "use soc or lindist")])
         self.boundary = boundary or Boundary(price=np.full(self.T, 0.0))
         self.extra_injection = extra_injection
+        self.applied_penalty = 0.0
         self.model = model or Model(f"dso:{self.tree.feeder_id}")
         self.prefix = prefix
         self._m = Namespace(self.model, prefix)
@@ -494,13 +495,18 @@ class DsoOpf:
         sol = self.model.solve(solver, tol=tol, options=opts)
         tightened = False
         if sol.ok and self.soc and self.options.tighten:
-            gap = self._gap(sol)
-            if np.nanmax(gap, initial=0.0) > self.options.gap_tol:
-                # penalise resistive losses slightly: pushes l onto the cone's boundary
-                extra = np.tile(self.tree.r, self.T) * self.options.loss_penalty * self.dt
+            # penalise resistive losses slightly: pushes l onto the cone's boundary; raise
+            # the penalty tenfold (twice at most) while the gap stays above tolerance
+            penalty = self.options.loss_penalty
+            for _ in range(3):
+                if np.nanmax(self._gap(sol), initial=0.0) <= self.options.gap_tol:
+                    break
+                extra = np.tile(self.tree.r, self.T) * penalty * self.dt
                 self.model.set_cost(self.L, extra)
                 sol = self.model.solve(solver, tol=tol, options=opts)
                 self.model.set_cost(self.L, np.zeros(len(self.L)))
+                self.applied_penalty = penalty
+                penalty *= 10
                 tightened = True
         t1 = time.perf_counter()
         if not sol.ok:
