@@ -269,8 +269,19 @@ class TsoMarket:
         load = self._bus_load()
         self.load = load
         voll = rules.value_of_lost_load * dt
-        self.shed = m.add_variables("shed", T * N, ub=np.maximum(load, 0).ravel(), cost=voll)
-        self.spill = m.add_variables("spill", T * N, cost=voll)
+        # only where they can act (half the columns, half the simplex iterations on pegase):
+        # shedding at buses with load or a feeder, spill at buses with must-run output
+        iface_pos = net.positions(sysm.feeders.interface_bus.to_numpy(), "feeders") if len(
+            sysm.feeders) else np.zeros(0, dtype=int)
+        must_run = gpos[gens.pmin_mw.to_numpy() > 0]
+        offer_min = np.asarray(net.positions(v.energy.table.bus_id.to_numpy(int), "offers")
+                               if E else [], dtype=int)
+        offer_min = offer_min[(v.energy.p_min[:T] > 0).any(axis=0)] if E else offer_min
+        self.shed_pos = np.union1d(np.flatnonzero((load > 0).any(axis=0)), iface_pos)
+        self.spill_pos = np.union1d(np.union1d(must_run, offer_min), iface_pos).astype(int)
+        self.shed = m.add_variables("shed", T * len(self.shed_pos),
+                                    ub=np.maximum(load[:, self.shed_pos], 0).ravel(), cost=voll)
+        self.spill = m.add_variables("spill", T * len(self.spill_pos), cost=voll)
 
         # ---- nodal balance
         opos = net.positions(v.energy.table.bus_id.to_numpy(int), "offers") if E else []
@@ -290,7 +301,8 @@ class TsoMarket:
             (self.dis, _kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
             (self.ch, -_kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
             (self.evc, -_kron(_incidence(N, np.asarray(vpos, dtype=int)), T)),
-            (self.shed, 1.0), (self.spill, -1.0),
+            (self.shed, _kron(_incidence(N, self.shed_pos), T)),
+            (self.spill, -_kron(_incidence(N, self.spill_pos), T)),
             (self.theta, -_kron(net.bbus, T)),
         ], lb=rhs.ravel(), ub=rhs.ravel())
         self._balance_shift = buses.gs_mw.to_numpy() + net.pbus_shift
@@ -394,7 +406,7 @@ class TsoMarket:
         self.load = self._bus_load()
         rhs = (self.load + self._balance_shift).ravel()
         self.model.set_rhs(self.balance, rhs, rhs)
-        self.model.set_bounds(self.shed, ub=np.maximum(self.load, 0).ravel())
+        self.model.set_bounds(self.shed, ub=np.maximum(self.load[:, self.shed_pos], 0).ravel())
 
     # ------------------------------------------------------------------- solve
     def solve(self) -> TsoResult:
@@ -434,15 +446,13 @@ class TsoMarket:
         dispatch = frame(np.zeros((T, len(gen_ids))), gen_ids)
         dispatch.loc[:, self.gens.gen_id.to_numpy()] = p
         theta = sol.value(self.theta).reshape(T, -1)
-        flows = frame(theta @ net.bf.T.toarray() + net.pf_shift if net.n_bus < 3000
-                      else (net.bf @ theta.T).T + net.pf_shift, net.branch_ids)
+        flows = frame((net.bf @ theta.T).T + net.pf_shift, net.branch_ids)
         mu = np.zeros((T, net.n_branch))
         mu[:, self.rated] = sol.dual(self.flow_limit).reshape(T, -1) / dt
         shadow = frame(mu, net.branch_ids)
-        rate = np.where(np.isfinite(net.rate), net.rate, np.inf)
-        at_limit = np.abs(flows.to_numpy()) >= rate - 1e-6 * np.maximum(np.nan_to_num(
-            rate, posinf=1.0), 1.0)
-        binding_mask = at_limit | (np.abs(mu) > 1e-7)
+        # binding: a non-zero shadow price (a branch merely at its limit in one of several
+        # optimal dispatches of a degenerate LP is not reported)
+        binding_mask = np.abs(mu) > 1e-6
         binding = [int(b) for b in net.branch_ids[binding_mask.any(axis=0)]]
         q = sol.value(self.q).reshape(T, -1)
         ch = sol.value(self.ch).reshape(T, -1)
@@ -476,8 +486,8 @@ class TsoMarket:
             dispatch=dispatch, flows=flows, branch_shadow_price=shadow,
             binding_branches=binding, offers=offers, der_dispatch=der,
             storage_energy=frame(sol.value(self.e), v.storage.table.offer_id),
-            shed=frame(sol.value(self.shed), net.bus_ids),
-            spill=frame(sol.value(self.spill), net.bus_ids),
+            shed=frame(self._expand(sol.value(self.shed), self.shed_pos), net.bus_ids),
+            spill=frame(self._expand(sol.value(self.spill), self.spill_pos), net.bus_ids),
             reserve_prices=pd.DataFrame(reserve_prices, index=periods),
             reserve_awards=awards, reserve_shortfall=pd.DataFrame(shortfall, index=periods),
             excluded=excluded, interface_load=v.fixed_load.iloc[:T],
@@ -517,6 +527,12 @@ class TsoMarket:
                                         / max(np.abs(p).sum(), 1e-12)),
                          "revenue": float((price.to_numpy() * p).sum() * self.dt)})
         return pd.DataFrame(rows)
+
+    def _expand(self, values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """(T x N) array from values defined at the bus positions ``pos`` only."""
+        out = np.zeros((self.T, self.net.n_bus))
+        out[:, pos] = np.asarray(values).reshape(self.T, len(pos))
+        return out
 
     def _disaggregate(self, offers: pd.DataFrame) -> pd.DataFrame:
         """Each DER's MW: its pooled offer's dispatch times its share, or its own output."""
