@@ -26,6 +26,7 @@ import pandas as pd
 from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
+from tsodso.errors import TsodsoError
 from tsodso.model.system import System
 from tsodso.parallel import Executor, InProcessExecutor
 from tsodso.tso import TsoMarket, TsoOptions
@@ -106,11 +107,21 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
     # the DSOs keep the agreed schedules; final solves give their DLMPs
     ops: dict[str, DsoOpf] = {}
     results: dict[str, DsoResult] = {}
+    notes = []
     for j, f in enumerate(fids):
         ops[f] = DsoOpf(system, f, DsoOptions(ac_check=False), Boundary(schedule_mw=p[:, j]))
-        results[f] = ops[f].solve()
+        try:
+            results[f] = ops[f].solve()
+        except TsodsoError:
+            # the agreed schedule is feasible only to ADMM's tolerance: solve at the agreed
+            # interface price (rho * u) instead
+            ops[f] = DsoOpf(system, f, DsoOptions(ac_check=False),
+                            Boundary(price=rho * u[:, j]))
+            results[f] = ops[f].solve()
+            notes.append(f"{f}: final dispatch at the consensus price (schedule numerically "
+                         "infeasible)")
     residuals = pd.DataFrame(rows)
-    notes = [] if status == "optimal" else [
+    notes += [] if status == "optimal" else [
         f"ADMM did not converge in {max_iterations} iterations (primal residual "
         f"{rows[-1]['primal_residual']:.3g} MW)"]
     return settle("admm", system, ops, results, log, started, iterations=k,
