@@ -113,10 +113,11 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
         try:
             results[f] = ops[f].solve()
         except TsodsoError:
-            # the agreed schedule is feasible only to ADMM's tolerance: solve at the agreed
-            # interface price (rho * u) instead
-            ops[f] = DsoOpf(system, f, DsoOptions(ac_check=False),
-                            Boundary(price=rho * u[:, j]))
+            # the agreed schedule is feasible only to ADMM's tolerance: solve at the TSO's
+            # last interface LMP instead
+            bus = int(system.feeders.set_index("feeder_id").interface_bus[f])
+            lmp = tso._extract(sol).lmp[bus].to_numpy()  # noqa: SLF001
+            ops[f] = DsoOpf(system, f, DsoOptions(ac_check=False), Boundary(price=lmp))
             results[f] = ops[f].solve()
             notes.append(f"{f}: final dispatch at the consensus price (schedule numerically "
                          "infeasible)")
