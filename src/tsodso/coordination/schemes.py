@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from tsodso.coordination.messages import MessageLog
-from tsodso.coordination.outcome import Outcome, _without_ders, fixed_interface_view, settle
+from tsodso.coordination.outcome import Outcome, fixed_interface_view, settle
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
 from tsodso.model.system import System
-from tsodso.parallel import InProcessExecutor
 from tsodso.tso import TsoMarket, TsoOptions
 from tsodso.tso.offers import der_availability, tso_view, uncontrolled_ev_charging
 
@@ -61,27 +60,6 @@ def restrict_to_schedule(op: DsoOpf, schedule: pd.DataFrame) -> None:
     if len(op.v_idx):
         c = np.maximum(-sched[:, op.v_idx], 0).ravel()
         m.set_bounds(op.evc, lb=np.zeros_like(c), ub=c)
-
-
-def _dispatch_result(op: DsoOpf, schedule: pd.DataFrame, price: np.ndarray) -> DsoResult:
-    """A DsoResult-like view of a schedule for the AC power-flow violation check."""
-    fake = copy.copy(_placeholder_result(op, price))
-    d = op.ders
-    fake.der_p_mw = schedule.reindex(columns=d.der_id).iloc[: op.T].set_axis(
-        fake.dlmp_p.index)
-    fake.der_q_mvar = fake.der_p_mw * 0.0
-    fake.shed_mw = fake.shed_mw * 0.0
-    return fake
-
-
-def _placeholder_result(op: DsoOpf, price: np.ndarray) -> DsoResult:
-    op.set_price(price)
-    return op.solve()
-
-
-def _dsos(system: System, boundary: dict[str, Boundary], executor: Any = None,
-          options: DsoOptions = DSO_OPTIONS) -> dict[str, DsoOpf]:
-    return {f: DsoOpf(system, f, options, boundary[f]) for f in system.feeder_ids}
 
 
 # ----------------------------------------------------------------------- tso_only
@@ -380,6 +358,5 @@ def _with_interface_bids(system: System, view: Any, prices: dict[str, np.ndarray
     return view
 
 
-__all__ = ["restrict_to_schedule", "run_centralized", "run_hierarchical", "run_local",
-           "run_shared_balancing", "run_tso_only", "uncontrolled_dispatch",
-           "_without_ders", "InProcessExecutor"]
+__all__ = ["prequalify", "restrict_to_schedule", "run_centralized", "run_hierarchical",
+           "run_local", "run_shared_balancing", "run_tso_only", "uncontrolled_dispatch"]
