@@ -20,7 +20,7 @@ from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
 from tsodso.model.system import System
 from tsodso.tso import TsoMarket, TsoOptions
-from tsodso.tso.offers import der_availability, tso_view, uncontrolled_ev_charging
+from tsodso.tso.offers import der_availability, tso_view, uncontrolled_dispatch
 
 DSO_OPTIONS = DsoOptions(ac_check=False)
 
@@ -28,20 +28,6 @@ DSO_OPTIONS = DsoOptions(ac_check=False)
 def _interface_lmp(system: System, lmp: pd.DataFrame) -> dict[str, np.ndarray]:
     bus = system.feeders.set_index("feeder_id").interface_bus
     return {f: lmp[int(bus[f])].to_numpy() for f in system.feeder_ids}
-
-
-def uncontrolled_dispatch(system: System) -> pd.DataFrame:
-    """(periods x der_id) DER output when nobody dispatches DERs: PV and wind at their
-    availability, EVs charging on arrival, everything else idle."""
-    d = system.ders
-    out = np.zeros((system.n_periods, len(d)))
-    avail = der_availability(system)
-    ren = d.kind.isin(["pv", "wind"]).to_numpy()
-    out[:, ren] = avail[:, ren]
-    ev = (d.kind == "ev").to_numpy()
-    if ev.any():
-        out[:, ev] = -uncontrolled_ev_charging(system, d[ev])
-    return pd.DataFrame(out, columns=d.der_id.to_numpy())
 
 
 def restrict_to_schedule(op: DsoOpf, schedule: pd.DataFrame) -> None:

@@ -21,7 +21,7 @@ from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
 from tsodso.powerflow import FeederPowerFlow
-from tsodso.tso.offers import der_availability, uncontrolled_ev_charging
+from tsodso.tso.offers import uncontrolled_dispatch
 
 Kind = Literal["pv", "load"]
 
@@ -31,13 +31,7 @@ def _baseline(system: System, feeder_id: str) -> tuple[System, pd.DataFrame]:
     s = copy.deepcopy(system)
     d = s.ders
     mine = (d.feeder_id == feeder_id).to_numpy()
-    out = np.zeros((s.n_periods, len(d)))
-    avail = der_availability(s)
-    renew = d.kind.isin(["pv", "wind"]).to_numpy()
-    out[:, renew] = avail[:, renew]
-    ev = (d.kind == "ev").to_numpy()
-    if ev.any():
-        out[:, ev] = -uncontrolled_ev_charging(s, d[ev])
+    out = uncontrolled_dispatch(s).to_numpy()
     inj = pd.DataFrame(out[:, mine], columns=d.bus_id[mine].to_numpy())
     per_bus = inj.T.groupby(level=0).sum().T
     s.ders = d[~mine].reset_index(drop=True)

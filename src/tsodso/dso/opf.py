@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from tsodso.dso.tree import FeederTree, feeder_tree
 from tsodso.errors import Issue, TsodsoError, ValidationError
+from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
 from tsodso.opt.namespace import Namespace
@@ -136,9 +137,7 @@ class DsoResult:
         return float(np.nanmax(self.soc_gap.to_numpy())) if self.soc_gap.size else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        def cols(frame: pd.DataFrame) -> dict[str, list[float]]:
-            return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
-
+        cols = columns_as_lists
         return {
             "status": self.status.value,
             "objective": self.objective,

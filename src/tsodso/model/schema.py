@@ -110,6 +110,11 @@ class TableSchema:
         return pd.DataFrame(rows)
 
 
+def columns_as_lists(frame: pd.DataFrame) -> dict[str, list[float]]:
+    """A (periods x ids) frame as ``{"<id>": [value per period]}`` for JSON output."""
+    return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
+
+
 def row_ids(df: pd.DataFrame, key: tuple[str, ...], mask: np.ndarray | pd.Series) -> list[str]:
     """Human-readable ids (``"7"`` or ``"F1/7"``) of the rows selected by ``mask``."""
     sub = df.loc[np.asarray(mask, dtype=bool)]

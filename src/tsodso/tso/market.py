@@ -29,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tsodso.errors import TsodsoError
+from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
 from tsodso.opt.namespace import Namespace
@@ -101,9 +102,7 @@ class TsoResult:
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` form (bus and generator ids as strings)."""
 
-        def cols(frame: pd.DataFrame) -> dict[str, list[float]]:
-            return {str(c): [float(v) for v in frame[c]] for c in frame.columns}
-
+        cols = columns_as_lists
         return {
             "status": self.status.value,
             "objective": self.objective,

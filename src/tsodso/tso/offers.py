@@ -119,6 +119,20 @@ def uncontrolled_ev_charging(system: System, ev: pd.DataFrame) -> np.ndarray:
     return plugged * np.clip(need - delivered_before, 0, power * dt) / dt
 
 
+def uncontrolled_dispatch(system: System) -> pd.DataFrame:
+    """(periods x der_id) DER output when nobody dispatches DERs: PV and wind at their
+    availability, EVs charging on arrival, everything else idle (MW, injection positive)."""
+    d = system.ders
+    out = np.zeros((system.n_periods, len(d)))
+    avail = der_availability(system)
+    ren = d.kind.isin(["pv", "wind"]).to_numpy()
+    out[:, ren] = avail[:, ren]
+    ev = (d.kind == "ev").to_numpy()
+    if ev.any():
+        out[:, ev] = -uncontrolled_ev_charging(system, d[ev])
+    return pd.DataFrame(out, columns=d.der_id.to_numpy())
+
+
 def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     """Pool the DERs of ``system`` into TSO offers under ``rules`` (default: the system's)."""
     rules = rules or system.rules
