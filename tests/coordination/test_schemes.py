@@ -43,7 +43,7 @@ def test_every_outcome_balances(outcomes):
     for name, o in outcomes.items():
         res = o.balance_residuals()
         assert abs(res["energy_mwh"]) < 1e-5, name
-        assert abs(res["payments"]) < 1e-3 * max(1.0, abs(o.consumer_payments)) * 1e-3, name
+        assert abs(res["payments"]) < 1e-6 * max(1.0, abs(o.consumer_payments)), name
 
 
 def test_tso_only_causes_violations_the_dso_aware_schemes_avoid(outcomes):

@@ -119,13 +119,11 @@ class Outcome:
 def fixed_interface_view(system: System, imports: pd.DataFrame) -> TsoView:
     """A TSO view in which feeders are fixed loads equal to their ``imports``
     (periods x feeder_id, MW) and no DER offers: the TSO's real-time redispatch."""
-    base = tso_view(system, system.rules)
     empty = tso_view(_without_ders(system), system.rules)
     interface = system.feeders.set_index("feeder_id").interface_bus
     load = imports.T.groupby(imports.columns.map(interface)).sum().T
     load.columns = load.columns.astype(np.int64)
     empty.fixed_load = load
-    empty.der_output_fixed = base.der_output_fixed.iloc[:, :0]
     return empty
 
 

@@ -16,9 +16,9 @@ import pandas as pd
 
 from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome, fixed_interface_view, settle
-from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
 from tsodso.model.system import System
+from tsodso.powerflow import FeederPowerFlow, der_injections
 from tsodso.tso import TsoMarket, TsoOptions
 from tsodso.tso.offers import der_availability, tso_view, uncontrolled_dispatch
 
@@ -28,6 +28,19 @@ DSO_OPTIONS = DsoOptions(ac_check=False)
 def _interface_lmp(system: System, lmp: pd.DataFrame) -> dict[str, np.ndarray]:
     bus = system.feeders.set_index("feeder_id").interface_bus
     return {f: lmp[int(bus[f])].to_numpy() for f in system.feeder_ids}
+
+
+def forecast_imports(system: System) -> pd.DataFrame:
+    """Each feeder's import (periods x feeder_id, MW) when nobody dispatches its DERs: the
+    DSO's forecast, from an AC power flow of loads and uncontrolled DER output."""
+    base = uncontrolled_dispatch(system)
+    out = {}
+    for f in system.feeder_ids:
+        ids = system.ders.der_id[system.ders.feeder_id == f]
+        inj_p, _ = der_injections(system, f, base[ids])
+        pf = FeederPowerFlow(system.feeder(f)).run_feeder_loads(inj_p, profiles=system.profiles)
+        out[f] = pf.substation_p_mw.to_numpy()
+    return pd.DataFrame(out)
 
 
 def restrict_to_schedule(op: DsoOpf, schedule: pd.DataFrame) -> None:
@@ -190,16 +203,12 @@ def run_shared_balancing(system: System, **_: Any) -> Outcome:
     losses included); each DSO keeps it with its own resources."""
     started = time.perf_counter()
     log = MessageLog()
-    base = uncontrolled_dispatch(system)
     ops, final = {}, {}
-    schedules = {}
+    schedules = forecast_imports(system)
     for f in system.feeder_ids:
-        op = DsoOpf(system, f, DSO_OPTIONS, Boundary(price=np.zeros(system.n_periods)))
-        pf = dispatch_power_flow(op, _as_scheduled(op, op.solve(), base))
-        schedules[f] = pf.substation_p_mw.to_numpy()
         log.send("availability_schedule", f"dso:{f}", "tso", schedules[f])
     for f in system.feeder_ids:
-        sched = log.send("interface_schedule", "tso", f"dso:{f}", schedules[f])
+        sched = log.send("interface_schedule", "tso", f"dso:{f}", schedules[f].to_numpy())
         op = DsoOpf(system, f, DSO_OPTIONS, Boundary(schedule_mw=sched))
         ops[f] = op
         final[f] = op.solve()
@@ -216,11 +225,7 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
     log = MessageLog()
     T = system.n_periods
     fids = system.feeder_ids
-    imports = pd.DataFrame({f: 0.0 for f in fids}, index=range(T))
-    for f in fids:  # the DSOs' forecasts start the iteration
-        op = DsoOpf(system, f, DSO_OPTIONS, Boundary(price=np.zeros(T)))
-        imports[f] = dispatch_power_flow(op, _as_scheduled(
-            op, op.solve(), uncontrolled_dispatch(system))).substation_p_mw.to_numpy()
+    imports = forecast_imports(system)  # the DSOs' forecasts start the iteration
     market = TsoMarket(system, TsoOptions(), view=fixed_interface_view(system, imports))
     ops = {f: DsoOpf(system, f, DSO_OPTIONS, Boundary(price=np.zeros(T))) for f in fids}
     rows = []
@@ -295,12 +300,7 @@ def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0),
 
 def run_tso_forecast(system: System) -> Any:
     """TSO clearing with feeders at their uncontrolled forecast (for price forecasts)."""
-    imports = {}
-    for f in system.feeder_ids:
-        op = DsoOpf(system, f, DSO_OPTIONS, Boundary(price=np.zeros(system.n_periods)))
-        imports[f] = dispatch_power_flow(op, _as_scheduled(
-            op, op.solve(), uncontrolled_dispatch(system))).substation_p_mw.to_numpy()
-    view = fixed_interface_view(system, pd.DataFrame(imports))
+    view = fixed_interface_view(system, forecast_imports(system))
     return TsoMarket(system, TsoOptions(), view=view).solve()
 
 
@@ -345,4 +345,4 @@ def _with_interface_bids(system: System, view: Any, prices: dict[str, np.ndarray
 
 
 __all__ = ["prequalify", "restrict_to_schedule", "run_centralized", "run_hierarchical",
-           "run_local", "run_shared_balancing", "run_tso_only", "uncontrolled_dispatch"]
+           "run_local", "run_shared_balancing", "run_tso_only", "forecast_imports"]
