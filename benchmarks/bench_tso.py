@@ -7,14 +7,22 @@ Run (defaults: ``pglib:pglib_opf_case2869_pegase``, 1 and 24 periods, tsodso med
         [--pypsa-modes optimize lean] [--skip-pandapower] [--skip-pypsa] [--json out.json]
         [--profile]
 
-Every tool solves the same lossless DC-OPF of the same MATPOWER file with flat loads (the same
-load in every period, so ramp limits cannot bind and are left out of the peers' models):
+Every tool solves the same lossless DC-OPF of the same MATPOWER file, all loads following the
+same hourly shape: ``--load-shape rts`` (default) is the IEEE RTS-79 winter-weekday daily curve
+(Table 4 of the 1979 RTS paper, 59-100 % of the daily peak) rescaled linearly to 75-100 %
+(pandapower's PIPS stops converging on case2869_pegase below about 65 % of its load),
+starting at the peak hour, so one period is the peak and 24 periods are one day; ``flat``
+repeats the case's load.
+Ramp limits are left out of every model (the case files have none), so the periods are
+independent LPs; tsodso detects that from its constraint matrix and solves them one after
+the other, each warm-started from the previous period's basis (``Model.solve(split=True)``),
+PyPSA solves one LP of all periods and pandapower one OPF per period from scratch:
 
-* **tsodso**: ``load(case, n_periods=T)`` + ``clear_tso_market(system, TsoOptions())``, one
-  multi-period LP solved by HiGHS. Median of ``--repeat`` runs (after one untimed warm-up).
+* **tsodso**: ``load(case, n_periods=T)`` + the load shape + ``clear_tso_market(system,
+  TsoOptions())``, HiGHS. Median of ``--repeat`` runs (after one untimed warm-up).
 * **pandapower**: ``from_mpc(path)`` + ``rundcopp(net)`` (PYPOWER's DC OPF, PIPS interior
   point). pandapower has no multi-period OPF: for T periods the only way is T successive
-  ``rundcopp`` calls on the same net, which is what is timed.
+  ``rundcopp`` calls on the same net (loads scaled before each), which is what is timed.
 * **PyPSA** (``n.optimize(solver_name="highs")``, linopy, HiGHS): PyPSA 1.x needs pandas 3, which
   pandapower and tsodso do not accept, so it runs in a subprocess with its own interpreter
   (``--pypsa-python``; default ``benchmarks/.venv-pypsa/bin/python``, then
@@ -56,7 +64,8 @@ UNLIMITED_MVA = 1e6  # s_nom of branches without rating (MATPOWER rate_a = 0)
 
 
 # ============================================================== PyPSA side (child process)
-def _pypsa_network(case: dict[str, Any], periods: int) -> tuple[Any, float]:
+def _pypsa_network(case: dict[str, Any], periods: int, shape: list[float] | None = None
+                   ) -> tuple[Any, float]:
     """A PyPSA network with the DC physics of a MATPOWER case, and the constant cost term.
 
     MATPOWER's DC model: a branch carries ``Pf = base / (x tap) (theta_f - theta_t - shift)``
@@ -80,9 +89,14 @@ def _pypsa_network(case: dict[str, Any], periods: int) -> tuple[Any, float]:
     names = np.array([str(i) for i in ids], dtype=object)
     kv = np.where(bus[:, 9] > 0, bus[:, 9], 1.0)
     n.add("Bus", names, v_nom=kv)
-    p_load = bus[:, 2] + bus[:, 4]  # Pd + Gs: shunt conductance is a constant load in DC
-    has = p_load != 0
-    n.add("Load", "load " + names[has], bus=names[has], p_set=p_load[has])
+    # Pd scaled by the load shape + Gs (shunt conductance is a constant load in DC)
+    mult = np.ones(periods) if shape is None else np.asarray(shape[:periods], dtype=float)
+    p_load = np.outer(mult, bus[:, 2]) + bus[:, 4]
+    has = (p_load != 0).any(axis=0)
+    import pandas as pd
+
+    n.add("Load", "load " + names[has], bus=names[has],
+          p_set=pd.DataFrame(p_load[:, has], index=n.snapshots, columns="load " + names[has]))
 
     f, t = br[:, 0].astype(int), br[:, 1].astype(int)
     on = (br[:, 10] > 0) & np.isin(f, ids) & np.isin(t, ids)
@@ -158,7 +172,7 @@ def _pypsa_child(data_path: str, out_path: str) -> None:
             for _ in range(data["repeat"]):
                 run_times.clear()
                 t0 = time.perf_counter()
-                n, constant = _pypsa_network(data["case"], periods)
+                n, constant = _pypsa_network(data["case"], periods, data["shape"])
                 t1 = time.perf_counter()
                 if mode == "optimize":
                     status, condition = n.optimize(solver_name="highs", io_api=io_api)
@@ -196,8 +210,22 @@ def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
 
-def run_tsodso(case: str, periods: int, repeat: int) -> dict[str, Any]:
-    """``load`` + ``clear_tso_market``, ``repeat`` times; the median of every timing."""
+RTS_DAILY = [67, 63, 60, 59, 59, 60, 74, 86, 95, 96, 96, 95,  # IEEE RTS-79 Table 4, winter
+             95, 95, 93, 94, 99, 100, 100, 96, 91, 83, 73, 63]  # weekday, % of daily peak
+
+
+def load_shape(kind: str, periods: int) -> list[float]:
+    """Multiplier of every load per period: ``rts`` is the RTS-79 day rescaled from
+    59-100 % to 75-100 %, starting at the peak hour (hour 18)."""
+    if kind == "flat":
+        return [1.0] * periods
+    low = min(RTS_DAILY)
+    return [1 - (100 - RTS_DAILY[(17 + t) % 24]) / (100 - low) * 0.25 for t in range(periods)]
+
+
+def run_tsodso(case: str, periods: int, repeat: int, shape: list[float]) -> dict[str, Any]:
+    """``load`` + load shape + ``clear_tso_market``, ``repeat`` times; the median of every
+    timing."""
     import numpy as np
 
     from tsodso.io import load
@@ -208,6 +236,8 @@ def run_tsodso(case: str, periods: int, repeat: int) -> dict[str, Any]:
     for _ in range(repeat):
         t0 = time.perf_counter()
         system = load(case, n_periods=periods)
+        system.profiles.series["bench"] = shape
+        system.grid.loads["profile"] = "bench"
         t1 = time.perf_counter()
         result = clear_tso_market(system, TsoOptions())
         t2 = time.perf_counter()
@@ -220,8 +250,10 @@ def run_tsodso(case: str, periods: int, repeat: int) -> dict[str, Any]:
             "all_e2e_s": [r["e2e_s"] for r in runs]}
 
 
-def run_pandapower(path: str, periods: int, repeat: int = 1) -> dict[str, Any]:
-    """``from_mpc`` + ``periods`` successive ``rundcopp`` calls (no multi-period OPF)."""
+def run_pandapower(path: str, periods: int, shape: list[float], repeat: int = 1
+                   ) -> dict[str, Any]:
+    """``from_mpc`` + ``periods`` successive ``rundcopp`` calls (no multi-period OPF), the
+    loads scaled by ``shape`` before each."""
     import logging
 
     import numpy as np
@@ -237,7 +269,9 @@ def run_pandapower(path: str, periods: int, repeat: int = 1) -> dict[str, Any]:
             net = from_mpc(path)
             t1 = time.perf_counter()
             costs, lmps = [], []
-            for _ in range(periods):
+            base = net.load.p_mw.to_numpy().copy()
+            for t in range(periods):
+                net.load["p_mw"] = base * shape[t]
                 pp.rundcopp(net)
                 costs.append(float(net.res_cost))
                 lmps.append(net.res_bus.lam_p.loc[net.bus.index].to_numpy())
@@ -258,7 +292,8 @@ PYPSA_LABELS = {"optimize": "PyPSA", "lean": "PyPSA lean"}
 
 
 def run_pypsa(case: str, periods: list[int], python: Path, io_api: str,
-              modes: list[str], repeat: int = 1) -> dict[str, dict[int, Any]]:
+              modes: list[str], shape: list[float], repeat: int = 1
+              ) -> dict[str, dict[int, Any]]:
     """Parse here (timed), solve in the PyPSA interpreter; results by label and periods."""
     import numpy as np
 
@@ -267,7 +302,8 @@ def run_pypsa(case: str, periods: list[int], python: Path, io_api: str,
     t0 = time.perf_counter()
     mpc = read_case(case)
     parse_s = time.perf_counter() - t0
-    payload = {"periods": periods, "io_api": io_api, "modes": modes, "repeat": repeat, "case": {
+    payload = {"periods": periods, "io_api": io_api, "modes": modes, "repeat": repeat,
+               "shape": shape, "case": {
         "base_mva": mpc.base_mva, "bus": mpc.bus.tolist(), "gen": mpc.gen.tolist(),
         "branch": mpc.branch.tolist(),
         "gencost": mpc.gencost.tolist() if mpc.gencost is not None else []}}
@@ -338,6 +374,8 @@ def main() -> None:
     parser.add_argument("case", nargs="?", default=CASE)
     parser.add_argument("--periods", type=int, nargs="+", default=[1, 24])
     parser.add_argument("--repeat", type=int, default=3, help="tsodso runs (median)")
+    parser.add_argument("--load-shape", default="rts", choices=["rts", "flat"],
+                        help="hourly load multipliers: IEEE RTS-79 daily curve or flat")
     parser.add_argument("--pypsa-python", help="interpreter with pypsa and highspy installed")
     parser.add_argument("--pypsa-io-api", default="lp", choices=["lp", "direct"],
                         help="linopy's hand-off to HiGHS (PyPSA's default: lp file)")
@@ -363,7 +401,7 @@ def main() -> None:
 
     path = str(case_path(args.case))
     case_buses = read_case(args.case).bus[:, 0].astype(int)  # pandapower keeps this order
-    print(f"case: {args.case} ({path}), periods {args.periods}, flat load")
+    print(f"case: {args.case} ({path}), periods {args.periods}, load shape {args.load_shape}")
     clear_tso_market(load(args.case), TsoOptions())  # warm-up: imports, caches
     python = _pypsa_python(args.pypsa_python)
     if args.skip_pandapower:
@@ -380,17 +418,18 @@ def main() -> None:
     # Period count by period count, every tool in turn: same-T figures are close in time.
     res: dict[str, dict[int, Any]] = {"tsodso": {}}
     for periods in args.periods:
-        res["tsodso"][periods] = run_tsodso(args.case, periods, args.repeat)
+        shape = load_shape(args.load_shape, periods)
+        res["tsodso"][periods] = run_tsodso(args.case, periods, args.repeat, shape)
         print(f"  tsodso      T={periods:<3d} {_fmt_timings(res['tsodso'][periods]['timing'])}",
               flush=True)
         if not args.skip_pandapower:
             r = res.setdefault("pandapower", {})[periods] = run_pandapower(
-                path, periods, args.peer_repeat)
+                path, periods, shape, args.peer_repeat)
             r["buses"] = case_buses
             print(f"  pandapower  T={periods:<3d} {_fmt_timings(r['timing'])}", flush=True)
         if python is not None and not args.skip_pypsa:
             pypsa_res = run_pypsa(args.case, [periods], python, args.pypsa_io_api,
-                                  args.pypsa_modes, args.peer_repeat)
+                                  args.pypsa_modes, shape, args.peer_repeat)
             for label, by_periods in pypsa_res.items():
                 r = res.setdefault(label, {})[periods] = by_periods[periods]
                 print(f"  {label:<11s} T={periods:<3d} {_fmt_timings(r['timing'])}", flush=True)

@@ -184,6 +184,8 @@ def tso_opf(
     reserves: Annotated[bool, typer.Option("--reserves", help="Co-optimise reserves.")] = False,
     rules: Annotated[str | None, typer.Option(help="Participation rules preset: pjm, nyiso, "
                                                    "ercot, caiso, eu, custom.")] = None,
+    losses: Annotated[bool, typer.Option("--losses", help="Price marginal losses with loss "
+                                                          "factors (lmp_loss).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Clear the TSO market: multi-period DC-OPF with decomposed LMPs."""
@@ -195,7 +197,7 @@ def tso_opf(
         t0 = time.perf_counter()
         system = load(case, n_periods=periods)
         load_s = time.perf_counter() - t0
-        options = TsoOptions(periods=periods, reserves=reserves,
+        options = TsoOptions(periods=periods, reserves=reserves, losses=losses,
                              rules=get_rules(rules) if rules else None)
         result = clear_tso_market(system, options)
         result.timings = {"load_s": load_s, **result.timings,
@@ -209,16 +211,23 @@ def tso_opf(
     lmp = result.lmp
     console.print(f"[bold]{case}[/bold]: {result.status.value}, objective "
                   f"{result.objective:,.2f} $ over {len(lmp)} period(s)")
-    table = Table("bus", "LMP min", "LMP max", "energy", "congestion", title="LMP ($/MWh)")
+    table = Table("bus", "LMP min", "LMP max", "energy", "congestion", "loss",
+                  title="LMP ($/MWh), components averaged over the periods")
     show = lmp.columns[:: max(1, len(lmp.columns) // 20)]
     for bus in show:
         table.add_row(str(bus), f"{lmp[bus].min():.2f}", f"{lmp[bus].max():.2f}",
                       f"{result.lmp_energy[bus].mean():.2f}",
-                      f"{result.lmp_congestion[bus].mean():.2f}")
+                      f"{result.lmp_congestion[bus].mean():.2f}",
+                      f"{result.lmp_loss[bus].mean():.2f}")
     console.print(table)
     if len(show) < len(lmp.columns):
         console.print(f"({len(show)} of {len(lmp.columns)} buses shown; --json gives all)")
     console.print(f"binding branches: {result.binding_branches or 'none'}")
+    if losses:
+        console.print(f"losses: {result.losses_mw.mean():.2f} MW on average "
+                      f"({result.loss_iterations} loss-factor updates)")
+    for note in result.notes:
+        console.print(f"note: {note}")
     shed = float(result.shed.to_numpy().sum())
     if shed > 1e-6:
         console.print(f"[red]load shed: {shed:.3f} MWh at value of lost load[/red]")

@@ -214,3 +214,20 @@ def test_der_settlement_basis_follows_the_rules(default_system):
     der = pjm.der_dispatch[row.der_id].to_numpy()
     lmp = pjm.lmp[row.bus_id].to_numpy()
     assert row.revenue == pytest.approx((der * lmp).sum(), rel=1e-9, abs=1e-9)
+
+
+def test_independent_periods_are_split_exactly():
+    """Without ramps, storage or budgets the periods are independent LPs: the market solves
+    them one by one (warm-started) and gets the whole LP's objective, LMPs and flows."""
+    system = load("pglib:pglib_opf_case300_ieee", n_periods=6)
+    system.profiles.series["shape"] = [0.8, 0.9, 1.0, 1.05, 0.95, 0.85]
+    system.grid.loads["profile"] = "shape"
+    market = TsoMarket(system, TsoOptions(ramping=False))
+    split = market.solve()
+    assert len(market.model._backends["highs-split"].parts) >= 6
+    whole = TsoMarket(system, TsoOptions(ramping=False))
+    ref = whole._extract(whole.model.solve("highs"))  # one LP of all periods
+    assert split.objective == pytest.approx(ref.objective, rel=1e-9)
+    np.testing.assert_allclose(split.lmp, ref.lmp, atol=1e-6)
+    np.testing.assert_allclose(split.flows, ref.flows, atol=1e-5)
+    assert split.lmp.iloc[0].mean() < split.lmp.iloc[3].mean()  # the load shape is priced

@@ -174,6 +174,9 @@ def _coerce(raw: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
         conv = [as_bool(v) for v in raw]
         bad = np.array([c is None for c in conv], dtype=bool)
         return pd.Series([bool(c) for c in conv], index=raw.index, dtype=bool), bad
+    if raw.dtype.kind == "f" and col.dtype == "float" or raw.dtype.kind in "iu" and (
+            col.dtype == "int"):  # already the right kind: nothing to convert (fast path)
+        return raw.astype(_PANDAS_DTYPE[col.dtype], copy=False), np.zeros(len(raw), dtype=bool)
     is_boolish = raw.dtype == bool or _flags(raw, lambda v: isinstance(v, bool | np.bool_))
     numeric = raw.dtype != object and raw.dtype.kind in "iuf"
     num = raw if numeric else pd.to_numeric(raw, errors="coerce")
@@ -212,6 +215,11 @@ def conform(df: pd.DataFrame | None, schema: TableSchema) -> tuple[pd.DataFrame,
                 out[col.name] = pd.Series(
                     np.zeros(len(df)) if col.dtype != "str" else [""] * len(df), index=df.index
                 ).astype(_PANDAS_DTYPE[col.dtype])
+                continue
+            if col.dtype in ("float", "int", "bool") and isinstance(
+                    col.default, int | float | bool | np.number):  # fast path: a constant
+                out[col.name] = pd.Series(np.full(len(df), col.default), index=df.index
+                                          ).astype(_PANDAS_DTYPE[col.dtype])
                 continue
             out[col.name] = pd.Series([col.default] * len(df), index=df.index, dtype=object)
             out[col.name] = _coerce(out[col.name], col)[0] if len(df) else out[col.name].astype(

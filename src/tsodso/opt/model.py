@@ -584,6 +584,7 @@ class Model:
         tol: float | None = None,
         verbose: bool = False,
         options: Mapping[str, Any] | None = None,
+        split: bool = False,
     ) -> Solution:
         """Solve the model.
 
@@ -603,6 +604,12 @@ class Model:
         options
             Extra solver-specific options (HiGHS option names or Clarabel settings
             attributes), applied for this solve only.
+        split
+            HiGHS only: solve the independent parts of the model (connected components of
+            its constraint matrix, e.g. the periods of a multi-period market without
+            inter-temporal constraints) one after the other, parts with the same matrix and
+            costs in one warm-started instance. Exact; faster when parts are many and large.
+            A model with one part is solved whole.
 
         Returns
         -------
@@ -619,18 +626,23 @@ class Model:
         t0 = time.perf_counter()
         if solver == "auto":
             solver = "clarabel" if self._n_soc_rows else "highs"
+        key = solver
         if solver == "highs":
             if self._n_soc_rows:
                 raise ValueError("HiGHS cannot solve models with second-order cones")
-            from tsodso.opt._highs import HighsBackend as backend_cls
+            if split:
+                from tsodso.opt._highs_split import SplitHighsBackend as backend_cls
+                key = "highs-split"
+            else:
+                from tsodso.opt._highs import HighsBackend as backend_cls
         elif solver == "clarabel":
             from tsodso.opt._clarabel import ClarabelBackend as backend_cls
         else:
             raise ValueError(f"unknown solver {solver!r}")
-        backend = self._backends.get(solver)
+        backend = self._backends.get(key)
         if backend is None:
             backend = backend_cls(self)
-            self._backends[solver] = backend
+            self._backends[key] = backend
         return backend.solve(
             t0=t0, time_limit=time_limit, tol=tol, verbose=verbose, options=dict(options or {})
         )

@@ -44,6 +44,10 @@ class DcNetwork:
         Branch long-term ratings (rate A), MW (inf = unlimited).
     from_pos, to_pos : numpy.ndarray
         Model positions of branch end buses.
+    r_pu : numpy.ndarray
+        Branch series resistance, per unit on ``base_mva`` (for loss factors).
+    base_mva : float
+        System base, MVA.
     """
 
     bus_ids: np.ndarray
@@ -57,6 +61,8 @@ class DcNetwork:
     rate: np.ndarray
     from_pos: np.ndarray
     to_pos: np.ndarray
+    r_pu: np.ndarray
+    base_mva: float
 
     @property
     def n_bus(self) -> int:
@@ -118,5 +124,6 @@ def build_dc_network(grid: TransmissionGrid) -> DcNetwork:
         bus_ids=bus_ids, branch_ids=br.branch_id.to_numpy(), bbus=bbus, bf=bf,
         pf_shift=pf_shift, pbus_shift=np.asarray(pbus_shift), ref=ref,
         ref_angle=np.deg2rad(buses.va_deg.to_numpy()[ref]), rate=br.rate_a_mva.to_numpy(),
-        from_pos=f, to_pos=t,
+        from_pos=f, to_pos=t, r_pu=br.r_pu.to_numpy(dtype=float),
+        base_mva=float(grid.base_mva),
     )

@@ -14,7 +14,10 @@ Formulation (all periods at once; ``dt`` is the period length in hours)::
 
 Prices are duals divided by ``dt`` (positive $/MWh). The LMP is decomposed as MATPOWER and
 the ISOs do: energy = the LMP at the reference bus, congestion = the rest (equal to
-``-PTDF' mu`` with ``mu`` the branch shadow prices), loss = 0 in this lossless DC model.
+``-PTDF' mu`` with ``mu`` the branch shadow prices), loss = 0 in the lossless DC model. With
+``TsoOptions(losses=True)`` the market prices marginal losses by loss factors
+(:mod:`tsodso.tso.losses`): the reference bus's balance row is replaced by one energy
+balance weighted by delivery factors, and loss = ``-energy x loss factor``.
 Load shedding and spill are explicit, priced at the rules' value of lost load, and reported.
 """
 
@@ -35,6 +38,7 @@ from tsodso.opt import Model, SolveStatus
 from tsodso.opt.namespace import Namespace
 from tsodso.rules import MarketRules
 from tsodso.tso.dc_network import DcNetwork, build_dc_network
+from tsodso.tso.losses import LossFactors, branch_losses, loss_factors
 from tsodso.tso.offers import TsoView, tso_view
 from tsodso.tso.reserves import DEFAULT_PRODUCTS, ReserveProduct
 
@@ -61,6 +65,19 @@ class TsoOptions:
         ``auto`` (HiGHS for linear costs, Clarabel for quadratic ones), ``highs`` or
         ``clarabel``. Quadratic costs go to Clarabel because HiGHS 1.16's active-set QP
         solver cycled on MATPOWER's case9 (4 million iterations without progress).
+    losses : bool
+        Price marginal losses with loss factors (:mod:`tsodso.tso.losses`), iterating from
+        the lossless dispatch until the factors change by less than ``loss_tol``.
+    loss_iterations : int
+        Most loss-factor updates (each one market solve). ISOs compute the factors once,
+        at a base case (``loss_iterations=1``: at the lossless dispatch).
+    loss_tol : float
+        Largest change of any loss factor (MW/MW) that counts as settled.
+    loss_damping : float
+        Weight of the newly computed factors from the second update on (the rest is the
+        previous factors): with linear costs the dispatch can jump between vertices as the
+        factors move and undamped updates oscillate. A result whose factors did not
+        settle says so in its ``notes``.
     """
 
     periods: int | None = None
@@ -70,6 +87,10 @@ class TsoOptions:
     ramping: bool = True
     rules: MarketRules | None = None
     solver: str = "auto"
+    losses: bool = False
+    loss_iterations: int = 10
+    loss_tol: float = 1e-4
+    loss_damping: float = 0.5
 
 
 @dataclass
@@ -97,6 +118,9 @@ class TsoResult:
     excluded: pd.DataFrame
     interface_load: pd.DataFrame
     der_settlement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    losses_mw: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    loss_iterations: int = 0
+    notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -116,14 +140,22 @@ class TsoResult:
                                     for c in self.binding_branches},
             "reserve_prices": cols(self.reserve_prices),
             "load_shed_mwh": float(self.shed.to_numpy().sum()),
+            "losses_mw": [float(v) for v in self.losses_mw],
+            "notes": self.notes,
             "excluded_ders": self.excluded.to_dict(orient="records"),
             "timings": self.timings,
         }
 
 
-def _kron(a: sp.sparray | np.ndarray, periods: int) -> sp.csr_array:
-    """Block-diagonal repetition of ``a`` over the periods (variables are period-major)."""
-    return sp.csr_array(sp.kron(sp.identity(periods, format="csr"), sp.csr_array(a)))
+def _kron(a: sp.sparray | np.ndarray, periods: int) -> sp.coo_array:
+    """Block-diagonal repetition of ``a`` over the periods (variables are period-major),
+    assembled directly as triplets (the model takes COO; no CSR round trip)."""
+    coo = sp.coo_array(a)
+    m, n = coo.shape
+    shift = np.arange(periods)[:, None]
+    return sp.coo_array((np.tile(coo.data, periods),
+                         ((coo.row + m * shift).ravel(), (coo.col + n * shift).ravel())),
+                        shape=(m * periods, n * periods))
 
 
 def _select(n: int, idx: np.ndarray) -> sp.csr_array:
@@ -151,8 +183,10 @@ class TsoMarket:
 
     def __init__(self, system: System, options: TsoOptions | None = None,
                  view: TsoView | None = None, model: Model | None = None,
-                 prefix: str = "", interface_feeders: list[str] | None = None):
+                 prefix: str = "", interface_feeders: list[str] | None = None,
+                 losses: LossFactors | None = None):
         t0 = time.perf_counter()
+        self.loss_model = losses
         self.system = system
         self.options = options or TsoOptions()
         self.rules = self.options.rules or system.rules
@@ -160,6 +194,7 @@ class TsoMarket:
         self.dt = float(system.profiles.period_hours)
         self.net: DcNetwork = build_dc_network(system.grid)
         self.view = view or tso_view(system, self.rules)
+        self._own_model = model is None
         self.model = model or Model("tso")
         self._m = Namespace(self.model, prefix)
         self.prefix = prefix
@@ -292,8 +327,7 @@ class TsoMarket:
         fbus = sysm.feeders.set_index("feeder_id").interface_bus
         fpos = net.positions(fbus.loc[self.interface_feeders].to_numpy(), "feeders") if F \
             else np.zeros(0, dtype=int)
-        rhs = load + buses.gs_mw.to_numpy() + net.pbus_shift
-        self.balance = m.add_constraints("balance", [
+        terms = [
             (self.iface, -_kron(_incidence(N, fpos), T)),
             (self.p, _kron(_incidence(N, gpos), T)),
             (self.q, _kron(_incidence(N, np.asarray(opos, dtype=int)), T)),
@@ -302,9 +336,20 @@ class TsoMarket:
             (self.evc, -_kron(_incidence(N, np.asarray(vpos, dtype=int)), T)),
             (self.shed, _kron(_incidence(N, self.shed_pos), T)),
             (self.spill, -_kron(_incidence(N, self.spill_pos), T)),
-            (self.theta, -_kron(net.bbus, T)),
-        ], lb=rhs.ravel(), ub=rhs.ravel())
-        self._balance_shift = buses.gs_mw.to_numpy() + net.pbus_shift
+        ]
+        self._gs = buses.gs_mw.to_numpy()
+        lb, ub = self._balance_bounds()
+        self.balance = m.add_constraints("balance", [*terms, (self.theta, -_kron(net.bbus, T))],
+                                         lb=lb, ub=ub)
+        if self.loss_model is not None:
+            # one energy balance per period weighted by delivery factors (dual = energy price)
+            df = self.loss_model.delivery[:T]
+            weigh = sp.csr_array((df.ravel(), (np.repeat(np.arange(T), N), np.arange(T * N))),
+                                 shape=(T, T * N))
+            rhs = self._energy_rhs()
+            self.energy_balance = m.add_constraints(
+                "energy_balance", [(var, weigh @ sp.csr_array(coef)) for var, coef in terms],
+                lb=rhs, ub=rhs)
 
         # ---- branch limits (rated branches only)
         rated = np.flatnonzero(np.isfinite(net.rate))
@@ -397,26 +442,95 @@ class TsoMarket:
                                               *[(r, -1.0) for r, _ in dn_terms_s]],
                               lb=np.tile(-st.p_charge_mw.to_numpy(float), T))
 
+    def _balance_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row bounds of the nodal balances: load + shunts + phase-shifter injections (+ the
+        losses as nodal demand; the reference bus's row is free when losses are priced)."""
+        rhs = self.load + self._gs + self.net.pbus_shift
+        if self.loss_model is None:
+            return rhs.ravel(), rhs.ravel()
+        rhs = rhs + self.loss_model.nodal_demand[: self.T]
+        lb, ub = rhs.copy(), rhs.copy()
+        lb[:, self.net.ref], ub[:, self.net.ref] = -np.inf, np.inf
+        return lb.ravel(), ub.ravel()
+
+    def _energy_rhs(self) -> np.ndarray:
+        """(T,) right-hand side of the loss-weighted energy balance, MW."""
+        lm = self.loss_model
+        assert lm is not None
+        return ((lm.delivery[: self.T] * (self.load + self._gs)).sum(axis=1)
+                + lm.offset[: self.T])
+
     # ------------------------------------------------------------------- reuse
     def set_interface_load(self, load: pd.DataFrame) -> None:
         """Replace the fixed load at interface buses ((periods x bus_id) MW) and keep the
         model: the next :meth:`solve` warm-starts."""
         self.view.fixed_load = load
         self.load = self._bus_load()
-        rhs = (self.load + self._balance_shift).ravel()
-        self.model.set_rhs(self.balance, rhs, rhs)
+        self.model.set_rhs(self.balance, *self._balance_bounds())
+        if self.loss_model is not None:
+            rhs = self._energy_rhs()
+            self.model.set_rhs(self.energy_balance, rhs, rhs)
         self.model.set_bounds(self.shed, ub=np.maximum(self.load[:, self.shed_pos], 0).ravel())
 
     # ------------------------------------------------------------------- solve
     def solve(self) -> TsoResult:
-        """Clear the market and return prices, dispatch and reports."""
+        """Clear the market and return prices, dispatch and reports (with
+        ``options.losses``, iterating the loss factors: see :meth:`solve_with_losses`)."""
+        if self.options.losses and self.loss_model is None:
+            return self.solve_with_losses()
+        return self._solve_once()
+
+    def solve_with_losses(self) -> TsoResult:
+        """Price marginal losses: solve lossless, compute loss factors at the flows, solve
+        with them, and repeat until no factor changes by more than ``options.loss_tol``
+        (or ``options.loss_iterations`` updates). Each update builds a market with the new
+        factors (the constraint coefficients change)."""
+        t0 = time.perf_counter()
+        result = self._solve_once()
+        spent = dict(result.timings)  # summed over the solves
+        net, factors, notes = self.net, None, []
+        nodal = np.zeros((self.T, net.n_bus))
+        updates, change = 0, np.inf
+        while updates < self.options.loss_iterations:
+            flows = result.flows.to_numpy()
+            inj = np.zeros((self.T, net.n_bus))  # into the network at each bus = Cft' f
+            np.add.at(inj.T, net.from_pos, flows.T)
+            np.add.at(inj.T, net.to_pos, -flows.T)
+            new = loss_factors(net, flows, inj + nodal)
+            if factors is not None:
+                new = new.damped(factors, self.options.loss_damping, inj + nodal)
+                change = float(np.abs(new.factor - factors.factor).max())
+                if change <= self.options.loss_tol:
+                    break
+            factors, nodal = new, new.nodal_demand
+            market = TsoMarket(self.system, self.options, view=self.view, losses=factors)
+            result = market._solve_once()  # noqa: SLF001
+            updates += 1
+            for key, value in result.timings.items():
+                spent[key] = spent.get(key, 0.0) + value
+        else:
+            notes.append("loss factors from the lossless dispatch (one update, as ISOs use a "
+                         "base case)" if updates == 1 else
+                         f"loss factors still changed after {updates} updates (largest change "
+                         f"{change:.2g} > loss_tol {self.options.loss_tol:g}): the dispatch "
+                         "moves between alternatives as the factors change")
+        result.loss_iterations = updates
+        result.notes += notes
+        result.timings = {**spent, "total_s": time.perf_counter() - t0}
+        return result
+
+    def _solve_once(self) -> TsoResult:
         t0 = time.perf_counter()
         solver = self.options.solver
         if solver == "auto":
             solver = "clarabel" if self.quadratic else "highs"
         # Clarabel at its default tolerances: asking 1e-9 made case300 stop "AlmostSolved"
         # with LMPs 8.5e-3 off instead of 4.4e-5 (measured against MATPOWER)
-        sol = self.model.solve(solver)
+        # periods without constraints linking them (ramps, storage, budgets) are independent
+        # LPs: HiGHS solves them one after the other, each warm-started from the last
+        # (on case2869_pegase x 24: 0.4 s instead of 8 s as one LP); the split is exact
+        split = solver == "highs" and self.T > 1 and self._own_model
+        sol = self.model.solve(solver, split=split)
         t1 = time.perf_counter()
         if not sol.ok:
             raise TsodsoError(f"TSO market: solver ended with status '{sol.status.value}' "
@@ -436,10 +550,19 @@ class TsoMarket:
             return pd.DataFrame(np.asarray(values).reshape(T, -1), index=periods,
                                 columns=pd.Index(cols))
 
-        lmp = frame(sol.dual(self.balance) / dt, net.bus_ids)
-        energy = lmp.iloc[:, net.ref[:1]].to_numpy() * np.ones((1, net.n_bus))
+        nodal = sol.dual(self.balance).reshape(T, -1) / dt
+        if self.loss_model is None:
+            lmp = frame(nodal, net.bus_ids)
+            energy = lmp.iloc[:, net.ref[:1]].to_numpy() * np.ones((1, net.n_bus))
+            loss = np.zeros((T, net.n_bus))
+        else:  # nodal duals are congestion only (the reference row is free)
+            lam = sol.dual(self.energy_balance)[:, None] / dt
+            df = self.loss_model.delivery[:T]
+            lmp = frame(nodal + lam * df, net.bus_ids)
+            energy = lam * np.ones((1, net.n_bus))
+            loss = lam * (df - 1.0)
         lmp_energy = frame(energy, net.bus_ids)
-        congestion = frame(lmp.to_numpy() - energy, net.bus_ids)
+        congestion = frame(lmp.to_numpy() - energy - loss, net.bus_ids)
         gen_ids = self.system.grid.generators.gen_id.to_numpy()
         p = sol.value(self.p).reshape(T, -1)
         dispatch = frame(np.zeros((T, len(gen_ids))), gen_ids)
@@ -481,7 +604,7 @@ class TsoMarket:
         settlement = self._settlement(der, lmp)
         return TsoResult(
             status=sol.status, objective=float(sol.objective), lmp=lmp, lmp_energy=lmp_energy,
-            lmp_congestion=congestion, lmp_loss=frame(np.zeros((T, net.n_bus)), net.bus_ids),
+            lmp_congestion=congestion, lmp_loss=frame(loss, net.bus_ids),
             dispatch=dispatch, flows=flows, branch_shadow_price=shadow,
             binding_branches=binding, offers=offers, der_dispatch=der,
             storage_energy=frame(sol.value(self.e), v.storage.table.offer_id),
@@ -491,7 +614,14 @@ class TsoMarket:
             reserve_awards=awards, reserve_shortfall=pd.DataFrame(shortfall, index=periods),
             excluded=excluded, interface_load=v.fixed_load.iloc[:T],
             der_settlement=settlement,
+            losses_mw=pd.Series(
+                np.zeros(T) if self.loss_model is None else self._losses_at(flows.to_numpy()),
+                index=periods, name="losses_mw"),
         )
+
+    def _losses_at(self, flows: np.ndarray) -> np.ndarray:
+        """(T,) losses, MW, of the cleared flows (quadratic in the flows)."""
+        return branch_losses(self.net, flows).sum(axis=1)
 
     def _settlement(self, der: pd.DataFrame, lmp: pd.DataFrame) -> pd.DataFrame:
         """Energy payment of each market DER: at its interface LMP (nodal) or at its load
