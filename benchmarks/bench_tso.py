@@ -269,9 +269,11 @@ def run_pandapower(path: str, periods: int, shape: list[float], repeat: int = 1
             net = from_mpc(path)
             t1 = time.perf_counter()
             costs, lmps = [], []
-            base = net.load.p_mw.to_numpy().copy()
+            # from_mpc turns negative Pd into static generators: they follow the shape too
+            base, base_sgen = net.load.p_mw.to_numpy().copy(), net.sgen.p_mw.to_numpy().copy()
             for t in range(periods):
                 net.load["p_mw"] = base * shape[t]
+                net.sgen["p_mw"] = base_sgen * shape[t]
                 pp.rundcopp(net)
                 costs.append(float(net.res_cost))
                 lmps.append(net.res_bus.lam_p.loc[net.bus.index].to_numpy())

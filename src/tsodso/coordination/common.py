@@ -51,12 +51,15 @@ def run_common(system: System, tighten: bool = True, **_: object) -> Outcome:
     started = time.perf_counter()
     log = MessageLog()
     model, tso, ops, coupling = build_joint(system)
-    sol = model.solve("clarabel", tol=1e-9)
+    # iterative refinement off halves Clarabel's time on these problems (1.4 s instead of
+    # 2.9 s on 10 feeders x 24 periods; objective equal to 1e-10), as for the DSO alone
+    fast = {"iterative_refinement_enable": False}
+    sol = model.solve("clarabel", tol=1e-9, options=fast)
     tightened = False
     if sol.ok and tighten and max(np.nanmax(op._gap(sol)) for op in ops.values()) > 1e-5:  # noqa: SLF001
         for op in ops.values():
             model.set_cost(op.L, np.tile(op.tree.r, op.T) * op.options.loss_penalty * op.dt)
-        sol = model.solve("clarabel", tol=1e-9)
+        sol = model.solve("clarabel", tol=1e-9, options=fast)
         tightened = True
     if not sol.ok:
         raise TsodsoError(f"common: joint problem ended '{sol.status.value}' ({sol.raw_status})")

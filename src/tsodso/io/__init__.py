@@ -16,7 +16,7 @@ def load(spec: str, n_periods: int | None = None) -> System:
     ``matpower:NAME``, ``pglib:NAME`` or a MATPOWER ``.m`` file (one period unless
     ``n_periods`` says otherwise).
     """
-    from tsodso.io.matpower import load_grid
+    from tsodso.io.matpower import case_to_grid, read_case
     from tsodso.io.scenario import load_scenario_file
     from tsodso.io.store import read_system
     from tsodso.model.profiles import Profiles
@@ -28,7 +28,7 @@ def load(spec: str, n_periods: int | None = None) -> System:
         return load_simbench(spec.split(":", 1)[1], n_periods=n_periods or 96).check()
     path = Path(spec)
     if spec.startswith(("matpower:", "pglib:")) or path.suffix == ".m":
-        grid = load_grid(spec)
+        grid = case_to_grid(read_case(spec))  # check() conforms its tables (once)
         return System(name=grid.name, grid=grid, profiles=Profiles(1.0, n_periods or 1),
                       meta={"source": spec}).check()
     if path.suffix in (".yaml", ".yml") and path.name != "system.yaml":

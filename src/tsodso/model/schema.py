@@ -263,9 +263,8 @@ def conform(df: pd.DataFrame | None, schema: TableSchema) -> tuple[pd.DataFrame,
                     df, schema, col.name, wrong, f"must be one of {', '.join(col.choices)}"
                 )
         out[col.name] = values
-    result = pd.DataFrame(out, index=df.index)
-    for col in schema.columns:
-        result[col.name] = result[col.name].astype(_PANDAS_DTYPE[col.dtype])
+    result = pd.DataFrame({col.name: out[col.name].astype(_PANDAS_DTYPE[col.dtype], copy=False)
+                           for col in schema.columns}, index=df.index)
     if len(result):
         dup = result.duplicated(list(schema.key), keep="first").to_numpy()
         if dup.any():
