@@ -2,22 +2,127 @@
 
 In-process by default; :class:`DaskExecutor` scales out to a Dask ``LocalCluster`` with
 ``workers`` processes or to an existing scheduler, without changing the calling code.
+
+Two ways to run work:
+
+* :meth:`Executor.map` maps a function over items; every task carries its own arguments.
+* :meth:`Executor.partition` splits keyed data (for example a :class:`~tsodso.model.system.
+  System` by feeder) into one chunk per worker and sends each chunk once; then
+  :meth:`Executor.map_chunks` runs one small task per chunk on the worker that holds it,
+  as often as needed. A key always lands on the same worker, so per-process caches (the
+  ADMM feeder models) stay valid between calls. Release a partition with
+  :meth:`Partition.release` or a ``with`` block. In process nothing is split or copied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from tsodso.errors import TsodsoError
 
 
+@dataclass
+class Chunk:
+    """One chunk of a :class:`Partition`.
+
+    Attributes
+    ----------
+    positions : list of int
+        Positions of the chunk's keys in :attr:`Partition.keys`.
+    data : Any
+        The chunk's data: the caller's object (in process) or a Dask future on ``worker``.
+    worker : str, optional
+        Address of the Dask worker holding ``data`` (None in process).
+    """
+
+    positions: list[int]
+    data: Any
+    worker: str | None = None
+
+
+class Partition:
+    """Keyed data split into chunks placed once (see :meth:`Executor.partition`).
+
+    Usable as a context manager; leaving the block calls :meth:`release`.
+    """
+
+    def __init__(self, keys: Sequence[str], chunks: list[Chunk],
+                 on_release: Callable[[list[Chunk]], None] | None = None):
+        self.keys = list(keys)
+        self.chunks = chunks
+        self._on_release = on_release
+
+    def chunk_keys(self, chunk: Chunk) -> list[str]:
+        """The keys of one chunk, in partition order."""
+        return [self.keys[i] for i in chunk.positions]
+
+    def chunk_args(self, chunk: Chunk, per_key: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """Each per-key argument sequence cut down to one chunk's keys."""
+        return [[seq[i] for i in chunk.positions] for seq in per_key]
+
+    def assemble(self, chunk_results: Sequence[Sequence[Any]]) -> list[Any]:
+        """Per-chunk result lists back in key order (one result per key)."""
+        out: list[Any] = [None] * len(self.keys)
+        for chunk, results in zip(self.chunks, chunk_results, strict=True):
+            if len(results) != len(chunk.positions):
+                raise TsodsoError(f"a chunk task returned {len(results)} results for "
+                                  f"{len(chunk.positions)} keys")
+            for i, r in zip(chunk.positions, results, strict=True):
+                out[i] = r
+        return out
+
+    def release(self) -> None:
+        """Free the chunks' data on the workers (idempotent)."""
+        if self._on_release is not None:
+            self._on_release(self.chunks)
+            self._on_release = None
+
+    def __enter__(self) -> Partition:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Executor(Protocol):
-    """Maps a function over items and returns the results in order."""
+    """Runs tasks in order-preserving batches.
+
+    ``workers`` is the number of worker processes (1 in process).
+
+    ``map(func, *iterables)`` returns ``[func(*args) for args in zip(*iterables)]``.
+
+    ``partition(data, keys, split)`` places ``data`` for the keys ``keys``: one chunk per
+    worker with ``split(data, chunk_keys)`` sent to it once (in process: one chunk, ``data``
+    itself, no copy).
+
+    ``map_chunks(part, func, *per_key, shared=())`` calls, once per chunk and on the worker
+    holding it, ``func(chunk_data, chunk_keys, *chunk_per_key, *shared)``, which must return
+    one result per chunk key; ``per_key`` are sequences aligned with ``part.keys``. Returns
+    the results in key order.
+    """
+
+    workers: int
 
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]: ...
 
+    def partition(self, data: Any, keys: Sequence[str],
+                  split: Callable[[Any, list[str]], Any]) -> Partition: ...
+
+    def map_chunks(self, part: Partition, func: Callable[..., Sequence[Any]],
+                   *per_key: Sequence[Any], shared: tuple = ()) -> list[Any]: ...
+
     def close(self) -> None: ...
+
+
+def _check_lengths(part: Partition, per_key: Sequence[Sequence[Any]]) -> None:
+    for seq in per_key:
+        if len(seq) != len(part.keys):
+            raise TsodsoError(f"map_chunks: a per-key argument has {len(seq)} items for "
+                              f"{len(part.keys)} keys")
 
 
 class InProcessExecutor:
@@ -28,13 +133,29 @@ class InProcessExecutor:
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
         return [func(*args) for args in zip(*iterables, strict=True)]
 
+    def partition(self, data: Any, keys: Sequence[str],
+                  split: Callable[[Any, list[str]], Any]) -> Partition:
+        """One chunk holding ``data`` itself (``split`` is not called)."""
+        return Partition(keys, [Chunk(list(range(len(keys))), data)] if len(keys) else [])
+
+    def map_chunks(self, part: Partition, func: Callable[..., Sequence[Any]],
+                   *per_key: Sequence[Any], shared: tuple = ()) -> list[Any]:
+        _check_lengths(part, per_key)
+        return part.assemble([func(c.data, part.chunk_keys(c), *part.chunk_args(c, per_key),
+                                   *shared) for c in part.chunks])
+
     def close(self) -> None:
         pass
 
 
 class DaskExecutor:
-    """Runs tasks on a Dask cluster: a new ``LocalCluster(n_workers=workers)`` or the
-    scheduler at ``address``. Needs the ``distributed`` package."""
+    """Runs tasks on a Dask cluster: a new ``LocalCluster(n_workers=workers)`` (one thread
+    per worker process) or the scheduler at ``address``. Needs the ``distributed`` package.
+
+    A partition has one chunk per worker present when it is made, scattered to that
+    worker; chunk tasks are pinned to it (``allow_other_workers=False``). A partition does
+    not survive the loss of its worker: make a new one.
+    """
 
     def __init__(self, workers: int | None = None, address: str | None = None):
         try:
@@ -48,11 +169,49 @@ class DaskExecutor:
             self._cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1,
                                          processes=True, dashboard_address=None)
             self.client = Client(self._cluster)
-        self.workers = len(self.client.scheduler_info().get("workers", {})) or (workers or 1)
+        self.workers = len(self._addresses()) or (workers or 1)
+
+    def _addresses(self) -> list[str]:
+        return sorted(self.client.scheduler_info().get("workers", {}))
 
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
         futures = self.client.map(func, *iterables, pure=False)
         return self.client.gather(futures)
+
+    def partition(self, data: Any, keys: Sequence[str],
+                  split: Callable[[Any, list[str]], Any]) -> Partition:
+        """Contiguous, near-equal chunks, one per worker; ``split`` runs here, in the
+        calling process, and each chunk's data is scattered to its worker."""
+        addresses = self._addresses()
+        if not addresses:
+            raise TsodsoError("the Dask cluster has no workers")
+        keys = list(keys)
+        if not keys:
+            return Partition(keys, [])
+        n = min(len(addresses), len(keys))
+        chunks = []
+        for address, pos in zip(addresses[:n], np.array_split(np.arange(len(keys)), n),
+                                strict=True):
+            positions = [int(i) for i in pos]
+            sub = split(data, [keys[i] for i in positions])
+            future = self.client.scatter(sub, workers=[address], hash=False)
+            chunks.append(Chunk(positions, future, address))
+        return Partition(keys, chunks, self._release)
+
+    def map_chunks(self, part: Partition, func: Callable[..., Sequence[Any]],
+                   *per_key: Sequence[Any], shared: tuple = ()) -> list[Any]:
+        _check_lengths(part, per_key)
+        futures = [self.client.submit(func, c.data, part.chunk_keys(c),
+                                      *part.chunk_args(c, per_key), *shared,
+                                      workers=[c.worker], allow_other_workers=False,
+                                      pure=False)
+                   for c in part.chunks]
+        return part.assemble(self.client.gather(futures))
+
+    def _release(self, chunks: list[Chunk]) -> None:
+        futures = [c.data for c in chunks]
+        if futures and self.client.status == "running":
+            self.client.cancel(futures)
 
     def close(self) -> None:
         self.client.close()

@@ -84,14 +84,36 @@ def test_admm_with_two_dask_workers_matches_in_process(high):
     pytest.importorskip("distributed")
     from tsodso.parallel import make_executor
 
+    def cached_models() -> int:  # models left in this process (run here and on each worker)
+        from tsodso.coordination import admm
+
+        return len(admm._MODELS) + len(admm._FINAL)  # noqa: SLF001
+
     small = copy.deepcopy(high)
     in_process = run_scheme(small, "admm")
+    assert cached_models() == 0  # an in-process run leaves no models behind
     executor = make_executor(workers=2)
     try:
         distributed = run_scheme(small, "admm", executor=executor)
+        left = executor.client.run(cached_models)
     finally:
         executor.close()
+    assert len(left) == 2 and set(left.values()) == {0}  # the workers dropped their models
     assert distributed.iterations == in_process.iterations
     assert distributed.total_cost == pytest.approx(in_process.total_cost, rel=1e-7)
     np.testing.assert_allclose(distributed.interface_schedules.to_numpy(),
                                in_process.interface_schedules.to_numpy(), atol=1e-6)
+
+
+def test_admm_final_solve_reports_an_infeasible_schedule(high, outcomes):
+    from tsodso.coordination.admm import _FINAL, _final_solves, _forget_models
+
+    fid = high.feeder_ids[0]
+    impossible = np.full(high.n_periods, 1e4)  # MW, far above the substation rating
+    assert not outcomes["admm"].notes  # the agreed schedules were feasible
+    feasible = outcomes["admm"].interface_schedules[fid].to_numpy()
+    got = _final_solves(high, [fid, fid], [impossible, feasible], "test-run")
+    assert got[0] is None and got[1].status.value == "optimal"
+    assert ("test-run", fid) in _FINAL
+    _forget_models(high, [fid], "test-run")
+    assert ("test-run", fid) not in _FINAL

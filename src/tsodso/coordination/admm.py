@@ -10,14 +10,19 @@ the scaled dual ``u`` and penalty ``rho`` ($/MW^2 per period)::
 
 until the primal residual ``||w - p||`` and dual residual ``rho ||p - p_prev||`` are small.
 ``rho * u`` converges to the interface price. ``rho`` adapts by residual balancing.
-DSO subproblems run through an executor (in-process, or Dask workers); each worker keeps
-the feeder models it has built, so iterations only change prices.
+DSO subproblems run through an executor (in-process, or Dask workers): the feeders are
+partitioned once, one chunk of feeders per worker (:meth:`Executor.partition`), and each
+iteration sends one task per worker with its feeders' targets. A worker keeps the feeder
+models it has built, so iterations only change prices; the models are dropped when the run
+ends. The final solves at the agreed schedules (which give the DLMPs) run there too.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -25,21 +30,27 @@ import pandas as pd
 
 from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
-from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
+from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
-from tsodso.parallel import Executor, InProcessExecutor
+from tsodso.parallel import Executor, InProcessExecutor, Partition
 from tsodso.tso import TsoMarket, TsoOptions
 from tsodso.tso.offers import tso_view
 
-_MODELS: dict[tuple[str, str], tuple[DsoOpf, float]] = {}  # per process: built feeder models
+# per process, keyed by (run key, feeder id): the iteration models (with their rho) and the
+# models of the final solves
+_MODELS: dict[tuple[str, str], tuple[DsoOpf, float]] = {}
+_FINAL: dict[tuple[str, str], DsoOpf] = {}
 
 ITER_OPTIONS = DsoOptions(decompose=False, ac_check=False, tighten=False)
+FINAL_OPTIONS = DsoOptions(ac_check=False)
 
 
 def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho: float
               ) -> np.ndarray:
-    """One DSO update: min cost + rho/2 ||p - target||^2; returns the import p (MW)."""
+    """One DSO update: min cost + rho/2 ||p - target||^2 (rho in $/MW^2 per period, target
+    in MW per period); returns the import p (MW per period). The model is built once per
+    run ``key`` and ``rho`` and kept in this process."""
     cached = _MODELS.get((key, feeder_id))
     if cached is None or cached[1] != rho:
         op = DsoOpf(system, feeder_id, ITER_OPTIONS, Boundary(price=np.zeros(system.n_periods)))
@@ -51,6 +62,77 @@ def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho:
     op.set_price(-rho * target)  # linear part of rho/2 (p - target)^2, per MWh
     sol = op.model.solve("clarabel", tol=1e-9)
     return sol.value(op.P).reshape(op.T, op.tree.n)[:, 0]
+
+
+def _dso_steps(system: System, feeder_ids: list[str], targets: list[np.ndarray], key: str,
+               rho: float) -> list[np.ndarray]:
+    """:func:`_dso_step` for one chunk of feeders (one task per worker and iteration)."""
+    return [_dso_step(key, system, f, t, rho) for f, t in zip(feeder_ids, targets, strict=True)]
+
+
+def _forget_models(system: System, feeder_ids: list[str], key: str) -> list[None]:
+    """Drop this process's models of run ``key`` for ``feeder_ids`` (the run's last task)."""
+    for f in feeder_ids:
+        _MODELS.pop((key, f), None)
+        _FINAL.pop((key, f), None)
+    return [None] * len(feeder_ids)
+
+
+@contextmanager
+def _placed_feeders(ex: Executor, system: System, key: str) -> Iterator[Partition]:
+    """The system's feeders partitioned over the executor's workers for run ``key``; on
+    exit each worker drops the models it built and the chunks are released."""
+    with ex.partition(system, system.feeder_ids, feeders_only) as part:
+        try:
+            yield part
+        finally:
+            ex.map_chunks(part, _forget_models, shared=(key,))
+
+
+def _final_solves(system: System, feeder_ids: list[str], schedules: list[np.ndarray],
+                  key: str) -> list[DsoResult | None]:
+    """Each feeder's OPF at its agreed import schedule (MW per period), which gives its
+    DLMPs; None where the schedule is infeasible (it is feasible only to ADMM's tolerance).
+    The solved models stay in this process under run ``key``."""
+    out: list[DsoResult | None] = []
+    for f, schedule in zip(feeder_ids, schedules, strict=True):
+        op = DsoOpf(system, f, FINAL_OPTIONS, Boundary(schedule_mw=schedule))
+        try:
+            out.append(op.solve())
+        except TsodsoError:
+            out.append(None)
+            continue
+        _FINAL[(key, f)] = op
+    return out
+
+
+def _final_dispatch(ex: Executor, part: Partition, system: System, p: np.ndarray,
+                    key: str, tso: TsoMarket, sol: Any
+                    ) -> tuple[dict[str, DsoOpf], dict[str, DsoResult], list[str]]:
+    """The DSOs keep the agreed schedules ``p`` (periods x feeders, MW): (models, results,
+    notes) of their final solves, run on the workers. A feeder whose schedule is
+    numerically infeasible is dispatched here at the TSO's last interface LMP ($/MWh, from
+    ``tso``'s solution ``sol``) instead. The models :func:`settle` reads are taken from
+    this process when the solves ran here (in process), else rebuilt here, unsolved (a
+    build costs a fraction of a solve; solver models do not pickle)."""
+    schedules = [p[:, j] for j in range(p.shape[1])]
+    solved = ex.map_chunks(part, _final_solves, schedules, shared=(key,))
+    ops: dict[str, DsoOpf] = {}
+    results: dict[str, DsoResult] = {}
+    notes = []
+    interface = system.feeders.set_index("feeder_id").interface_bus
+    for f, schedule, result in zip(part.keys, schedules, solved, strict=True):
+        if result is not None:
+            local = _FINAL.pop((key, f), None)
+            ops[f] = local or DsoOpf(system, f, FINAL_OPTIONS, Boundary(schedule_mw=schedule))
+            results[f] = result
+            continue
+        lmp = tso._extract(sol).lmp[int(interface[f])].to_numpy()  # noqa: SLF001
+        ops[f] = DsoOpf(system, f, FINAL_OPTIONS, Boundary(price=lmp))
+        results[f] = ops[f].solve()
+        notes.append(f"{f}: final dispatch at the consensus price (schedule numerically "
+                     "infeasible)")
+    return ops, results, notes
 
 
 def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
@@ -78,49 +160,32 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
     rows = []
     status = "not converged"
     k = 0
-    for k in range(1, max_iterations + 1):
-        tso.model.set_cost(tso.iface, (rho * dt * (u - p)).ravel())
-        sol = tso.model.solve("clarabel", tol=1e-9)
-        w = sol.value(tso.iface).reshape(T, F)
-        targets = [log.send("price", "tso", f"dso:{f}", w[:, j] + u[:, j], k)
-                   for j, f in enumerate(fids)]
-        new = ex.map(_dso_step, [key] * F, [system] * F, fids, targets, [rho] * F)
-        p_prev = p
-        p = np.column_stack(new)
-        for j, f in enumerate(fids):
-            log.send("interface_schedule", f"dso:{f}", "tso", p[:, j], k)
-        u = u + w - p
-        r = float(np.linalg.norm(w - p))
-        s = float(rho * np.linalg.norm(p - p_prev))
-        rows.append({"iteration": k, "primal_residual": r, "dual_residual": s, "rho": rho})
-        scale = np.sqrt(T * F)
-        if r < tol_mw * scale and s < tol_mw * scale * max(rho, 1.0):
-            status = "optimal"
-            break
-        if r > 10 * s or s > 10 * r:  # residual balancing: rescale rho (and u with it)
-            factor = 2.0 if r > 10 * s else 0.5
-            u = u / factor
-            rho *= factor
-            tso = make_tso(rho)
-    for f in fids:
-        _MODELS.pop((key, f), None)
-    # the DSOs keep the agreed schedules; final solves give their DLMPs
-    ops: dict[str, DsoOpf] = {}
-    results: dict[str, DsoResult] = {}
-    notes = []
-    for j, f in enumerate(fids):
-        ops[f] = DsoOpf(system, f, DsoOptions(ac_check=False), Boundary(schedule_mw=p[:, j]))
-        try:
-            results[f] = ops[f].solve()
-        except TsodsoError:
-            # the agreed schedule is feasible only to ADMM's tolerance: solve at the TSO's
-            # last interface LMP instead
-            bus = int(system.feeders.set_index("feeder_id").interface_bus[f])
-            lmp = tso._extract(sol).lmp[bus].to_numpy()  # noqa: SLF001
-            ops[f] = DsoOpf(system, f, DsoOptions(ac_check=False), Boundary(price=lmp))
-            results[f] = ops[f].solve()
-            notes.append(f"{f}: final dispatch at the consensus price (schedule numerically "
-                         "infeasible)")
+    sol: Any = None
+    with _placed_feeders(ex, system, key) as part:
+        for k in range(1, max_iterations + 1):
+            tso.model.set_cost(tso.iface, (rho * dt * (u - p)).ravel())
+            sol = tso.model.solve("clarabel", tol=1e-9)
+            w = sol.value(tso.iface).reshape(T, F)
+            targets = [log.send("price", "tso", f"dso:{f}", w[:, j] + u[:, j], k)
+                       for j, f in enumerate(fids)]
+            p_prev = p
+            p = np.column_stack(ex.map_chunks(part, _dso_steps, targets, shared=(key, rho)))
+            for j, f in enumerate(fids):
+                log.send("interface_schedule", f"dso:{f}", "tso", p[:, j], k)
+            u = u + w - p
+            r = float(np.linalg.norm(w - p))
+            s = float(rho * np.linalg.norm(p - p_prev))
+            rows.append({"iteration": k, "primal_residual": r, "dual_residual": s, "rho": rho})
+            scale = np.sqrt(T * F)
+            if r < tol_mw * scale and s < tol_mw * scale * max(rho, 1.0):
+                status = "optimal"
+                break
+            if r > 10 * s or s > 10 * r:  # residual balancing: rescale rho (and u with it)
+                factor = 2.0 if r > 10 * s else 0.5
+                u = u / factor
+                rho *= factor
+                tso = make_tso(rho)
+        ops, results, notes = _final_dispatch(ex, part, system, p, key, tso, sol)
     residuals = pd.DataFrame(rows)
     notes += [] if status == "optimal" else [
         f"ADMM did not converge in {max_iterations} iterations (primal residual "

@@ -542,9 +542,17 @@ def solve_dso(system: System, feeder_id: str, boundary: Boundary | None = None,
     return DsoOpf(system, feeder_id, options, boundary).solve()
 
 
-def _solve_one(system: System, feeder_id: str, boundary: Boundary | None,
-               options: DsoOptions | None) -> DsoResult:
-    return DsoOpf(system, feeder_id, options, boundary).solve()
+def _solve_chunk(system: System, feeder_ids: list[str], boundaries: list[Boundary | None],
+                 options: DsoOptions | None) -> list[DsoResult]:
+    """Solve one chunk of feeders (one task per worker)."""
+    return [DsoOpf(system, f, options, b).solve()
+            for f, b in zip(feeder_ids, boundaries, strict=True)]
+
+
+def feeders_only(system: System, feeder_ids: list[str]) -> System:
+    """The part of ``system`` that the DSO OPFs of ``feeder_ids`` read: those feeders, their
+    DERs, profiles and rules, without the transmission grid."""
+    return system.subset_feeders(feeder_ids, grid=False)
 
 
 def solve_feeders(system: System, feeder_ids: list[str] | None = None,
@@ -553,12 +561,14 @@ def solve_feeders(system: System, feeder_ids: list[str] | None = None,
                   ) -> dict[str, DsoResult]:
     """Solve many feeders' OPFs, through ``executor`` (in-process by default; see
     :mod:`tsodso.parallel`). Feeders are independent, so time grows linearly with their
-    number and divides by the number of workers."""
+    number and divides by the number of workers: each worker receives its share of the
+    feeders (:func:`feeders_only`) once and returns their results in one batch."""
     from tsodso.parallel import InProcessExecutor
 
     ids = list(feeder_ids or system.feeder_ids)
     boundaries = boundaries or {}
     ex = executor or InProcessExecutor()
-    results = ex.map(_solve_one, [system] * len(ids), ids, [boundaries.get(f) for f in ids],
-                     [options] * len(ids))
+    with ex.partition(system, ids, feeders_only) as part:
+        results = ex.map_chunks(part, _solve_chunk, [boundaries.get(f) for f in ids],
+                                shared=(options,))
     return dict(zip(ids, results, strict=True))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,43 @@ class System:
         self.feeder_buses = pd.concat([self.feeder_buses, feeder.buses], ignore_index=True)
         self.feeder_lines = pd.concat([self.feeder_lines, feeder.lines], ignore_index=True)
         self.feeder_loads = pd.concat([self.feeder_loads, feeder.loads], ignore_index=True)
+
+    def subset_feeders(self, feeder_ids: Iterable[str], grid: bool = True) -> System:
+        """A new system holding only the feeders ``feeder_ids`` (kept in this system's order).
+
+        The feeder tables keep those feeders' rows; ``ders`` keeps their DERs, ``der_bids``
+        those DERs' bids and ``aggregators`` the aggregators they name; every table gets a
+        fresh 0..n-1 index. Profiles are kept whole (all feeders share them) and copied,
+        as are the tables and ``meta``; ``rules`` is shared. ``grid=False`` leaves an empty
+        transmission grid (same name and base MVA): enough for each feeder's DSO OPF
+        (:class:`tsodso.dso.DsoOpf` reads no transmission data) and much smaller to send
+        to a worker process; ``grid=True`` shares this system's grid object.
+
+        Raises :class:`KeyError` naming any unknown feeder id.
+        """
+        ids = list(dict.fromkeys(str(f) for f in feeder_ids))
+        unknown = sorted(set(ids) - set(self.feeder_ids))
+        if unknown:
+            raise KeyError(f"feeders{unknown}: no such feeder; have {self.feeder_ids}")
+
+        def rows(table: pd.DataFrame, column: str, keep: Iterable[Any]) -> pd.DataFrame:
+            return table[table[column].isin(list(keep))].reset_index(drop=True)
+
+        ders = rows(self.ders, "feeder_id", ids)
+        return replace(
+            self,
+            grid=self.grid if grid else TransmissionGrid(name=self.grid.name,
+                                                         base_mva=self.grid.base_mva),
+            feeders=rows(self.feeders, "feeder_id", ids),
+            feeder_buses=rows(self.feeder_buses, "feeder_id", ids),
+            feeder_lines=rows(self.feeder_lines, "feeder_id", ids),
+            feeder_loads=rows(self.feeder_loads, "feeder_id", ids),
+            ders=ders,
+            der_bids=rows(self.der_bids, "der_id", ders.der_id),
+            aggregators=rows(self.aggregators, "aggregator_id", ders.aggregator_id),
+            profiles=replace(self.profiles, series=self.profiles.series.copy()),
+            meta=dict(self.meta),
+        )
 
     # -------------------------------------------------------------- validation
     def validate(self) -> list[Issue]:
