@@ -185,3 +185,24 @@ def test_set_cost_shape_checked_and_highs_model_unchanged(solver: str) -> None:
     assert again.objective == pytest.approx(base.objective, abs=1e-6)
     m.set_cost(x, 1.0)
     assert m.solve(solver).objective == pytest.approx(0.0, abs=1e-6)
+
+
+def test_set_quadratic_cost_equals_fresh_build():
+    """Replacing a Hessian diagonal keeps the model and equals building it with the new one."""
+    def build(q: float) -> tuple[Model, object]:
+        m = Model("qp")
+        x = m.add_variables("x", 3, lb=-10, ub=10, cost=[1.0, -2.0, 0.5])
+        m.add_constraints("sum", (x, np.ones((1, 3))), lb=1.0, ub=1.0)
+        m.add_quadratic_cost(x, q)
+        return m, x
+
+    model, x = build(1.0)
+    model.solve("clarabel")
+    model.set_quadratic_cost(x, [4.0, 4.0, 4.0])
+    fresh, y = build(4.0)
+    for solver in SOLVERS:
+        a, b = model.solve(solver), fresh.solve(solver)
+        np.testing.assert_allclose(a.value(x), b.value(y), atol=1e-7)
+        assert a.objective == pytest.approx(b.objective, rel=1e-8)
+    with pytest.raises(ValueError, match="convexity"):
+        model.set_quadratic_cost(x, -1.0)

@@ -367,6 +367,18 @@ class Model:
         self._qdiag.array()[block.slice] += d
         self._structure_changed()
 
+    def set_quadratic_cost(self, block: VarBlock, diag: npt.ArrayLike) -> None:
+        """Replace the Hessian diagonal of ``block`` (see :meth:`add_quadratic_cost` for
+        the factor 0.5). The assembled matrices are kept; live solvers are rebuilt from them
+        at the next solve (no warm start), which is far cheaper than building the model
+        again (ADMM changes its penalty this way)."""
+        self._check_block(block, VarBlock)
+        d = _as_vector(diag, len(block), f"quadratic cost of {block.name!r}")
+        if not np.isfinite(d).all() or (d < 0).any():
+            raise ValueError("quadratic cost diagonal must be finite and >= 0 (convexity)")
+        self._qdiag.array()[block.slice] = d
+        self._backends.clear()
+
     def add_objective_offset(self, value: float) -> None:
         """Add a constant to the objective (reported in ``Solution.objective``)."""
         self.objective_offset += float(value)
