@@ -69,8 +69,19 @@ def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho:
         _MODELS[(key, feeder_id)] = cached = (op, rho)
     op = cached[0]
     op.set_price(-rho * target)  # linear part of rho/2 (p - target)^2, per MWh
-    sol = op.model.solve("clarabel", tol=1e-9, options=FAST)
+    sol = _solve(op.model, f"DSO subproblem of feeder {feeder_id}")
     return sol.value(op.P).reshape(op.T, op.tree.n)[:, 0]
+
+
+def _solve(model: Any, what: str) -> Any:
+    """Clarabel without iterative refinement; if that stops short of optimal, again with
+    Clarabel's defaults; a subproblem that still fails ends the run naming itself."""
+    sol = model.solve("clarabel", tol=1e-9, options=FAST)
+    if not sol.ok:
+        sol = model.solve("clarabel", tol=1e-9)
+    if not sol.ok:
+        raise TsodsoError(f"admm: {what} ended '{sol.status.value}' ({sol.raw_status})")
+    return sol
 
 
 def _dso_steps(system: System, feeder_ids: list[str], targets: list[np.ndarray], key: str,
@@ -168,7 +179,7 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
     with _placed_feeders(ex, system, key) as part:
         for k in range(1, max_iterations + 1):
             tso.model.set_cost(tso.iface, (rho * dt * (u - p)).ravel())
-            sol = tso.model.solve("clarabel", tol=1e-9, options=FAST)
+            sol = _solve(tso.model, "TSO subproblem")
             w = sol.value(tso.iface).reshape(T, F)
             targets = [log.send("price", "tso", f"dso:{f}", w[:, j] + u[:, j], k)
                        for j, f in enumerate(fids)]
