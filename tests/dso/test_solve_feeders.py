@@ -27,13 +27,6 @@ def _boundaries(system):
     return {f: Boundary(price=base + j) for j, f in enumerate(system.feeder_ids)}
 
 
-def _where(system, feeder_ids):
-    """Chunk task: (worker address, feeders the chunk's system holds) for each key."""
-    from distributed import get_worker
-
-    return [(get_worker().address, tuple(system.feeder_ids))] * len(feeder_ids)
-
-
 def _released(executor, keys, wait_s=5.0):
     """True once no worker holds any of ``keys`` (release is asynchronous)."""
     deadline = time.monotonic() + wait_s
@@ -58,6 +51,13 @@ def test_in_process_partition_is_the_data_itself(default_system):
 
 def test_dask_partition_sends_each_worker_its_feeders_once_and_keeps_them(default_system,
                                                                           dask2):
+    def _where(system, feeder_ids):
+        """Chunk task: (worker address, feeders the chunk's system holds) for each key.
+        Nested, so Dask pickles it by value: workers cannot import the tests package."""
+        from distributed import get_worker
+
+        return [(get_worker().address, tuple(system.feeder_ids))] * len(feeder_ids)
+
     ids = default_system.feeder_ids
     with dask2.partition(default_system, ids,
                          lambda s, keys: s.subset_feeders(keys, grid=False)) as part:
