@@ -105,6 +105,16 @@ def test_admm_with_two_dask_workers_matches_in_process(high):
                                in_process.interface_schedules.to_numpy(), atol=1e-6)
 
 
+def test_admm_with_solvers_freed_matches(high, outcomes):
+    """``keep_solvers=False`` (memory for thousands of feeders) reaches the same consensus."""
+    lean = run_scheme(copy.deepcopy(high), "admm", keep_solvers=False)
+    ref = outcomes["admm"]
+    assert lean.iterations == ref.iterations
+    assert lean.total_cost == pytest.approx(ref.total_cost, rel=1e-7)
+    np.testing.assert_allclose(lean.interface_schedules.to_numpy(),
+                               ref.interface_schedules.to_numpy(), atol=1e-5)
+
+
 def test_admm_final_solve_reports_an_infeasible_schedule(high, outcomes):
     from tsodso.coordination.admm import _FINAL, _final_solves, _forget_models
 

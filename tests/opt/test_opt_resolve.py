@@ -206,3 +206,21 @@ def test_set_quadratic_cost_equals_fresh_build():
         assert a.objective == pytest.approx(b.objective, rel=1e-8)
     with pytest.raises(ValueError, match="convexity"):
         model.set_quadratic_cost(x, -1.0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_free_solvers_then_resolve_equals_fresh_build(solver: str) -> None:
+    """Freeing the solvers' state keeps the model: later changes and solves still hold."""
+    data = make_data(3)
+    model, h = network_lp(data)
+    model.solve(solver, **_options(solver))
+    model.free_solvers()
+    if solver == "clarabel":
+        assert model._backends["clarabel"]._solver is None  # noqa: SLF001 - the memory is gone
+    else:
+        assert "highs" not in model._backends  # noqa: SLF001
+    model.set_rhs(h["bal"], data["demand"] * 1.1, data["demand"] * 1.1)
+    fresh_data = dict(data, demand=data["demand"] * 1.1)
+    fresh, fh = network_lp(fresh_data)
+    assert_same(model.solve(solver, **_options(solver)), fresh.solve(solver, **_options(solver)),
+                fh, atol=1e-6)

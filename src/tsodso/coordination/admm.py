@@ -49,11 +49,12 @@ FAST = {"iterative_refinement_enable": False}
 FINAL_OPTIONS = DsoOptions(ac_check=False)
 
 
-def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho: float
-              ) -> np.ndarray:
+def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho: float,
+              keep_solver: bool = True) -> np.ndarray:
     """One DSO update: min cost + rho/2 ||p - target||^2 (rho in $/MW^2 per period, target
     in MW per period); returns the import p (MW per period). The model is built once per
-    run ``key`` and ``rho`` and kept in this process."""
+    run ``key`` and kept in this process; without ``keep_solver`` its Clarabel solver is
+    freed after the solve (about a tenth of the memory, a fifth more time per solve)."""
     cached = _MODELS.get((key, feeder_id))
     if cached is None:
         op = DsoOpf(system, feeder_id, ITER_OPTIONS, Boundary(price=np.zeros(system.n_periods)))
@@ -70,6 +71,8 @@ def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho:
     op = cached[0]
     op.set_price(-rho * target)  # linear part of rho/2 (p - target)^2, per MWh
     sol = _solve(op.model, f"DSO subproblem of feeder {feeder_id}")
+    if not keep_solver:
+        op.model.free_solvers()
     return sol.value(op.P).reshape(op.T, op.tree.n)[:, 0]
 
 
@@ -85,9 +88,10 @@ def _solve(model: Any, what: str) -> Any:
 
 
 def _dso_steps(system: System, feeder_ids: list[str], targets: list[np.ndarray], key: str,
-               rho: float) -> list[np.ndarray]:
+               rho: float, keep_solver: bool = True) -> list[np.ndarray]:
     """:func:`_dso_step` for one chunk of feeders (one task per worker and iteration)."""
-    return [_dso_step(key, system, f, t, rho) for f, t in zip(feeder_ids, targets, strict=True)]
+    return [_dso_step(key, system, f, t, rho, keep_solver)
+            for f, t in zip(feeder_ids, targets, strict=True)]
 
 
 def _forget_models(system: System, feeder_ids: list[str], key: str) -> list[None]:
@@ -122,6 +126,7 @@ def _final_solves(system: System, feeder_ids: list[str], schedules: list[np.ndar
         except TsodsoError:
             out.append(None)
             continue
+        op.model.free_solvers()  # settle reads the feeder's data, not its solver
         _FINAL[(key, f)] = op
     return out
 
@@ -156,8 +161,15 @@ def _final_dispatch(ex: Executor, part: Partition, system: System, p: np.ndarray
 
 
 def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
-             tol_mw: float = 1e-3, executor: Executor | None = None, **_: Any) -> Outcome:
-    """Run consensus ADMM (see module docstring) and settle the agreed schedules."""
+             tol_mw: float = 1e-3, executor: Executor | None = None,
+             keep_solvers: bool = True, **_: Any) -> Outcome:
+    """Run consensus ADMM (see module docstring) and settle the agreed schedules.
+
+    ``rho`` is the initial penalty ($/MW^2 per period), ``tol_mw`` the residual tolerance
+    per interface and period (MW). ``keep_solvers=False`` frees each feeder's Clarabel
+    solver after every solve: a 33-bus feeder over 24 periods then holds about 1 MB
+    instead of 11 MB, for about 20 % more time per DSO solve (for thousands of feeders
+    per process)."""
     started = time.perf_counter()
     log = MessageLog()
     ex = executor or InProcessExecutor()
@@ -184,7 +196,8 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
             targets = [log.send("price", "tso", f"dso:{f}", w[:, j] + u[:, j], k)
                        for j, f in enumerate(fids)]
             p_prev = p
-            p = np.column_stack(ex.map_chunks(part, _dso_steps, targets, shared=(key, rho)))
+            p = np.column_stack(ex.map_chunks(part, _dso_steps, targets,
+                                             shared=(key, rho, keep_solvers)))
             for j, f in enumerate(fids):
                 log.send("interface_schedule", f"dso:{f}", "tso", p[:, j], k)
             u = u + w - p

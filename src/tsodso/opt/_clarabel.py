@@ -134,6 +134,11 @@ class ClarabelBackend:
     def row_bounds_changed(self, start: int, lb: np.ndarray, ub: np.ndarray) -> None:
         pass
 
+    def free_solver(self) -> None:
+        """Drop the Clarabel solver (KKT factorisation, iterates); keep ``P``, ``A``, cones."""
+        self._solver = None
+        self._settings_key = None
+
     # ----------------------------------------------------------------- solve
     @staticmethod
     def _settings(
