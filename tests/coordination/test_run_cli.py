@@ -33,3 +33,12 @@ def test_unknown_scheme_is_one_clear_error():
     result = runner.invoke(app, ["run", "--scheme", "magic"])
     assert result.exit_code == 1
     assert "unknown scheme 'magic'" in result.output
+
+
+def test_run_admm_low_memory_reaches_common():
+    result = runner.invoke(app, ["run", "--scheme", "common", "--scheme", "admm",
+                                 "--low-memory", "--json"])
+    assert result.exit_code == 0, result.output
+    admm = json.loads(result.stdout)["schemes"]["admm"]
+    assert admm["status"] == "optimal"
+    assert abs(admm["gap_to_common_pct"]) < 0.1
