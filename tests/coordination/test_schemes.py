@@ -101,6 +101,11 @@ def test_admm_with_two_dask_workers_matches_in_process(high):
     assert len(left) == 2 and set(left.values()) == {0}  # the workers dropped their models
     assert distributed.iterations == in_process.iterations
     assert distributed.total_cost == pytest.approx(in_process.total_cost, rel=1e-7)
+    # settled from the feeders' data (not their models) in the parent: same money and checks
+    assert distributed.consumer_payments == pytest.approx(in_process.consumer_payments,
+                                                          rel=1e-7)
+    assert distributed.curtailed_mwh == pytest.approx(in_process.curtailed_mwh, abs=1e-6)
+    assert len(distributed.violations) == len(in_process.violations)
     np.testing.assert_allclose(distributed.interface_schedules.to_numpy(),
                                in_process.interface_schedules.to_numpy(), atol=1e-6)
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
+from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
@@ -133,23 +134,23 @@ def _final_solves(system: System, feeder_ids: list[str], schedules: list[np.ndar
 
 def _final_dispatch(ex: Executor, part: Partition, system: System, p: np.ndarray,
                     key: str, tso: TsoMarket, sol: Any
-                    ) -> tuple[dict[str, DsoOpf], dict[str, DsoResult], list[str]]:
+                    ) -> tuple[dict[str, DsoOpf | FeederInputs], dict[str, DsoResult],
+                               list[str]]:
     """The DSOs keep the agreed schedules ``p`` (periods x feeders, MW): (models, results,
     notes) of their final solves, run on the workers. A feeder whose schedule is
     numerically infeasible is dispatched here at the TSO's last interface LMP ($/MWh, from
-    ``tso``'s solution ``sol``) instead. The models :func:`settle` reads are taken from
-    this process when the solves ran here (in process), else rebuilt here, unsolved (a
-    build costs a fraction of a solve; solver models do not pickle)."""
+    ``tso``'s solution ``sol``) instead. What :func:`settle` reads of each feeder is its
+    model when the solve ran in this process, else its :class:`FeederInputs` (solver
+    models do not pickle)."""
     schedules = [p[:, j] for j in range(p.shape[1])]
     solved = ex.map_chunks(part, _final_solves, schedules, shared=(key,))
-    ops: dict[str, DsoOpf] = {}
+    ops: dict[str, DsoOpf | FeederInputs] = {}
     results: dict[str, DsoResult] = {}
     notes = []
     interface = system.feeders.set_index("feeder_id").interface_bus
-    for f, schedule, result in zip(part.keys, schedules, solved, strict=True):
+    for f, result in zip(part.keys, solved, strict=True):
         if result is not None:
-            local = _FINAL.pop((key, f), None)
-            ops[f] = local or DsoOpf(system, f, FINAL_OPTIONS, Boundary(schedule_mw=schedule))
+            ops[f] = _FINAL.pop((key, f), None) or FeederInputs.of(system, f)
             results[f] = result
             continue
         lmp = tso._extract(sol).lmp[int(interface[f])].to_numpy()  # noqa: SLF001

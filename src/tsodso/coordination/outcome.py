@@ -11,6 +11,7 @@ priced load shedding and unmet EV energy.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pandas as pd
 
 from tsodso.coordination.messages import MessageLog
 from tsodso.dso.ac_check import dispatch_power_flow
+from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
 from tsodso.tso import TsoMarket, TsoOptions, TsoResult
@@ -136,18 +138,21 @@ def _without_ders(system: System) -> System:
     return s
 
 
-def der_costs(system: System, result: DsoResult) -> float:
+def der_costs(system: System, result: DsoResult, ders_by_id: pd.DataFrame | None = None
+              ) -> float:
     """Production cost of a feeder's final dispatch: DER offers (positive output at their
-    cost), shed load and unmet EV energy at value of lost load, $."""
+    cost), shed load and unmet EV energy at value of lost load, $. ``ders_by_id``:
+    ``system.ders`` indexed by ``der_id`` (computed if not given)."""
     dt = system.profiles.period_hours
-    d = system.ders.set_index("der_id").loc[result.der_p_mw.columns]
+    by_id = system.ders.set_index("der_id") if ders_by_id is None else ders_by_id
+    d = by_id.loc[result.der_p_mw.columns]
     out = np.maximum(result.der_p_mw.to_numpy(), 0.0)
     cost = (out * d.cost_per_mwh.to_numpy()).sum() * dt
     voll = system.rules.value_of_lost_load
     return float(cost + voll * (dt * result.shed_mw.to_numpy().sum() + result.ev_shortfall_mwh))
 
 
-def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
+def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs],
            results: dict[str, DsoResult], log: MessageLog, started: float,
            iterations: int = 1, market_dispatch: dict[str, DsoResult] | None = None,
            residuals: pd.DataFrame | None = None, notes: list[str] | None = None,
@@ -172,7 +177,8 @@ def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
                              index=lmp.index)
     # costs
     tso_cost = float(tso_result.objective)
-    dso_costs = {f: der_costs(system, results[f]) for f in fids}
+    ders_by_id = system.ders.set_index("der_id")
+    dso_costs = {f: der_costs(system, results[f], ders_by_id) for f in fids}
     # violations of what the market scheduled
     frames = []
     for f in fids:
@@ -210,7 +216,9 @@ def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
     rents = {"transmission": float((tso_result.flows.to_numpy() * (t_lmp - f_lmp)).sum() * dt),
              "distribution": 0.0, "interface": 0.0}
     der_rev: dict[str, float] = {}
-    agg = system.ders.set_index("der_id").aggregator_id
+    agg = ders_by_id.aggregator_id
+    renewable = system.ders.kind.isin(["pv", "wind"]).to_numpy()
+    der_rows = system.ders.groupby("feeder_id", sort=False).indices
     avail = der_availability(system)[:T]
     curtailed = 0.0
     for f in fids:
@@ -222,7 +230,7 @@ def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
         energy["load"] += float(op.p_load.sum() * dt)
         energy["shed"] += float(r.shed_mw.to_numpy().sum() * dt)
         energy["feeder_losses"] += float(r.losses_mw.sum() * dt)
-        d = system.ders.set_index("der_id").loc[r.der_p_mw.columns]
+        d = ders_by_id.loc[r.der_p_mw.columns]
         cols = r.dlmp_p.columns.get_indexer(d.bus_id.to_numpy())
         rev = (r.der_p_mw.to_numpy() * dl[:, cols]).sum(axis=0) * dt
         for a, v in zip(agg.loc[r.der_p_mw.columns], rev, strict=True):
@@ -239,8 +247,9 @@ def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
         root = pos.get_loc(int(tr.bus_ids[0]))
         p0 = r.interface_p_mw.to_numpy()
         rents["interface"] += float((p0 * (dl[:, root] - iface_lmp[f].to_numpy())).sum() * dt)
-        ren = (system.ders.kind.isin(["pv", "wind"]) & (system.ders.feeder_id == f)).to_numpy()
-        ids = system.ders.der_id[ren]
+        rows = der_rows.get(f, np.zeros(0, dtype=int))
+        ren = rows[renewable[rows]]
+        ids = system.ders.der_id.to_numpy()[ren]
         curtailed += float((avail[:, ren] - r.der_p_mw[ids].to_numpy()).clip(min=0).sum() * dt)
     return Outcome(
         scheme=scheme, status=status,
@@ -255,7 +264,7 @@ def settle(scheme: str, system: System, ops: dict[str, DsoOpf],
     )
 
 
-def _line_losses(op: DsoOpf, r: DsoResult) -> np.ndarray:
+def _line_losses(op: DsoOpf | FeederInputs, r: DsoResult) -> np.ndarray:
     """(T x lines) resistive loss of each line, MW, in the order of ``tree.line_ids[1:]``."""
     tr = op.tree
     P = r.flow_p_mw[tr.line_ids[1:]].to_numpy()

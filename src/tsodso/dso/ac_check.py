@@ -10,10 +10,11 @@ import pandas as pd
 from tsodso.powerflow import FeederPowerFlow, PowerFlowResult
 
 if TYPE_CHECKING:
+    from tsodso.dso.inputs import FeederInputs
     from tsodso.dso.opf import DsoOpf, DsoResult
 
 
-def dispatch_power_flow(op: DsoOpf, result: DsoResult) -> PowerFlowResult:
+def dispatch_power_flow(op: DsoOpf | FeederInputs, result: DsoResult) -> PowerFlowResult:
     """AC power flow of the OPF's dispatch: loads (less shed load), DER P and Q."""
     tr = op.tree
     bus_order = np.argsort(tr.bus_ids, kind="stable")

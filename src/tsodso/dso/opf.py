@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from tsodso.dso.inputs import feeder_load_pq
 from tsodso.dso.tree import FeederTree, feeder_tree
 from tsodso.errors import Issue, TsodsoError, ValidationError
 from tsodso.model.schema import columns_as_lists
@@ -203,14 +204,7 @@ class DsoOpf:
     # ------------------------------------------------------------------ inputs
     def load_pq(self) -> tuple[np.ndarray, np.ndarray]:
         """(T x n) active and reactive load per bus (tree order), MW and MVAr."""
-        loads = self.feeder.loads
-        mult = self.system.profiles.multipliers(loads.profile)[: self.T]
-        pos = self.tree.positions(loads.bus_id)
-        p = np.zeros((self.T, self.tree.n))
-        q = np.zeros((self.T, self.tree.n))
-        np.add.at(p.T, pos, (mult * loads.p_mw.to_numpy()).T)
-        np.add.at(q.T, pos, (mult * loads.q_mvar.to_numpy()).T)
-        return p, q
+        return feeder_load_pq(self.system, self.feeder, self.tree, self.T)
 
     # ------------------------------------------------------------------- model
     def _build(self) -> None:
