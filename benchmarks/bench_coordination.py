@@ -7,8 +7,10 @@ default scenario's SimBench profiles.
 
 Runs (``--runs``, all by default): ``common`` (the joint SOCP), ``admm`` (in process),
 ``admm-dask1`` and ``admm-dask2`` (a Dask LocalCluster of 1 and 2 worker processes, cluster
-start-up not timed) and ``admm-lean`` (in process, each feeder's Clarabel solver freed after
-every solve: ``keep_solvers=False``). Every run is a fresh Python process, so no run inherits
+start-up not timed), all with ADMM's default ``keep_solvers=None`` (each process keeps
+feeder solvers within a 2 GB budget), and in process ``admm-keep`` (every feeder keeps its
+Clarabel solver: ``keep_solvers=True``) and ``admm-lean`` (every solver freed after each
+solve: ``keep_solvers=False``). Every run is a fresh Python process, so no run inherits
 another's memory; a thread samples the summed resident memory of that process and its
 children (the Dask workers) every 0.2 s. Prints wall time, time per feeder, ADMM iterations,
 the gap to ``common``, the largest interface-schedule difference to in-process ``admm`` and
@@ -28,7 +30,7 @@ import time
 
 import yaml
 
-RUNS = ("common", "admm", "admm-lean", "admm-dask1", "admm-dask2")
+RUNS = ("common", "admm", "admm-keep", "admm-lean", "admm-dask1", "admm-dask2")
 
 
 def recipe(feeders: int) -> dict:
@@ -101,7 +103,8 @@ def child(feeders: int, run: str) -> dict:
                 out = run_scheme(system, "common")
             else:
                 extra = {"executor": executor} if executor else {}
-                out = run_scheme(system, "admm", keep_solvers=run != "admm-lean", **extra)
+                keep = {"admm-keep": True, "admm-lean": False}.get(run)  # None: the default
+                out = run_scheme(system, "admm", keep_solvers=keep, **extra)
             wall = time.perf_counter() - t0
     finally:
         if executor is not None:

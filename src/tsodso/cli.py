@@ -404,7 +404,7 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
         outcomes = {}
         order = (["common"] if "common" in names else []) + [n for n in names if n != "common"]
         for name in order:
-            extra = ({"executor": executor, "keep_solvers": not low_memory}
+            extra = ({"executor": executor, "keep_solvers": False if low_memory else None}
                      if name == "admm" else {})
             outcomes[name] = run_scheme(system, name, **extra)
     finally:
@@ -457,9 +457,9 @@ WorkersOpt = Annotated[int | None, typer.Option(help="Dask LocalCluster workers 
                                                      "DSO subproblems.")]
 SchedulerOpt = Annotated[str | None, typer.Option(help="Address of an existing Dask "
                                                        "scheduler.")]
-LowMemoryOpt = Annotated[bool, typer.Option(help="ADMM frees each feeder's solver after every "
-                                            "solve: about a tenth of the memory for about 10 % "
-                                            "more time (thousands of feeders per worker).")]
+LowMemoryOpt = Annotated[bool, typer.Option(help="ADMM frees every feeder's solver after each "
+                                            "solve (default: each process keeps solvers "
+                                            "within 2 GB and frees the rest's).")]
 
 
 @app.command()

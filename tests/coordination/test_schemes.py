@@ -120,6 +120,32 @@ def test_admm_with_solvers_freed_matches(high, outcomes):
                                ref.interface_schedules.to_numpy(), atol=1e-5)
 
 
+def test_admm_solver_budget_keeps_some_and_frees_the_rest(high, outcomes, monkeypatch):
+    """With the default ``keep_solvers=None`` a process keeps solvers within its budget:
+    with room for one feeder's solver, one keeps it and the other frees it every solve."""
+    from tsodso.coordination import admm
+
+    seen: list[bool] = []
+    original = admm._keeps_solver  # noqa: SLF001
+
+    def spy(key, op, keep_solvers):
+        seen.append(original(key, op, keep_solvers))
+        return seen[-1]
+
+    sizes = [admm.DsoOpf(high, f, admm.ITER_OPTIONS).model.num_vars for f in high.feeder_ids]
+    assert len(sizes) == 2
+    budget = (max(sizes) + 0.5 * min(sizes)) * admm.SOLVER_BYTES_PER_VARIABLE  # room for one
+    monkeypatch.setattr(admm, "SOLVER_BUDGET_BYTES", budget)
+    monkeypatch.setattr(admm, "_keeps_solver", spy)
+    mixed = run_scheme(copy.deepcopy(high), "admm")
+    assert seen == [True, False]
+    assert admm._KEPT_BYTES == {}  # noqa: SLF001 - the run's budget is released
+    ref = outcomes["admm"]
+    assert mixed.total_cost == pytest.approx(ref.total_cost, rel=1e-7)
+    np.testing.assert_allclose(mixed.interface_schedules.to_numpy(),
+                               ref.interface_schedules.to_numpy(), atol=1e-4)
+
+
 def test_admm_final_solve_reports_an_infeasible_schedule(high, outcomes):
     from tsodso.coordination.admm import _FINAL, _final_solves, _forget_models
 
