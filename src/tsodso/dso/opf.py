@@ -29,8 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tsodso.dso.inputs import feeder_load_pq
-from tsodso.dso.tree import FeederTree, feeder_tree
+from tsodso.dso.inputs import FeederInputs, feeder_load_pq
 from tsodso.errors import Issue, TsodsoError, ValidationError
 from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
@@ -184,9 +183,10 @@ class DsoOpf:
         t0 = time.perf_counter()
         self.system = system
         self.options = options or DsoOptions()
-        self.feeder = system.feeder(feeder_id)
-        self.tree: FeederTree = feeder_tree(self.feeder)
-        self.T = min(self.options.periods or system.n_periods, system.n_periods)
+        inputs = FeederInputs.of(system, feeder_id, self.options.periods)
+        self.feeder, self.tree, self.T = inputs.feeder, inputs.tree, inputs.T
+        self.ders = inputs.ders  # this feeder's DERs, numbered from 0
+        self.p_load, self.q_load = inputs.p_load, inputs.q_load  # (T x n) MW, MVAr
         self.dt = float(system.profiles.period_hours)
         self.soc = self.options.formulation == "soc"
         if self.options.formulation not in ("soc", "lindist"):
@@ -225,14 +225,11 @@ class DsoOpf:
         self.V = m.add_variables("v", T * n, lb=tile(vlo), ub=tile(vhi))
 
         # ---- DERs of this feeder
-        ders = self.system.ders
-        mask = (ders.feeder_id == tr.feeder_id).to_numpy()
-        d = ders[mask].reset_index(drop=True)
-        self.ders = d
+        mask = (self.system.ders.feeder_id == tr.feeder_id).to_numpy()
+        d = self.ders
         avail = der_availability(self.system)[: T, mask]
         dpos = tr.positions(d.bus_id) if len(d) else np.zeros(0, dtype=int)
-        p_load, q_load = self.load_pq()
-        self.p_load, self.q_load = p_load, q_load
+        p_load, q_load = self.p_load, self.q_load
         gen_kind = d.kind.isin(["pv", "wind", "dg", "demand_response"]).to_numpy()
         cap = avail.copy()
         dr = (d.kind == "demand_response").to_numpy()
