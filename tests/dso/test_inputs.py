@@ -12,7 +12,7 @@ def test_feeder_inputs_match_the_system_tables():
     system = load("default")
     for f in system.feeder_ids[:3]:
         data = FeederInputs.of(system, f)
-        assert data.T == system.n_periods
+        assert system.n_periods == data.T
         loads = system.feeder_loads[system.feeder_loads.feeder_id == f]
         mult = system.profiles.multipliers(loads.profile)
         # total load per period, and each bus's load at the peak period
