@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tsodso.dso.inputs import FeederInputs, feeder_load_pq
+from tsodso.dso.inputs import FeederInputs
 from tsodso.errors import Issue, TsodsoError, ValidationError
 from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
@@ -200,11 +200,6 @@ class DsoOpf:
         self._m = Namespace(self.model, prefix)
         self._build()
         self.timings = {"build_s": time.perf_counter() - t0}
-
-    # ------------------------------------------------------------------ inputs
-    def load_pq(self) -> tuple[np.ndarray, np.ndarray]:
-        """(T x n) active and reactive load per bus (tree order), MW and MVAr."""
-        return feeder_load_pq(self.system, self.feeder, self.tree, self.T)
 
     # ------------------------------------------------------------------- model
     def _build(self) -> None:

@@ -592,10 +592,10 @@ class Model:
         """Drop the solvers' own state but keep the model and its assembled matrices.
 
         Clarabel keeps its KKT system, factorisation and iterates between solves (about
-        1.2 kB per variable); HiGHS keeps its instance and basis. Many small models solved
-        now and then (thousands of feeders in ADMM) can free them after each solve: the next
-        solve starts the solver afresh, which costs its set-up and, for HiGHS, the warm
-        start.
+        2 kB per variable on a feeder OPF); HiGHS keeps its instance and basis. Many small
+        models solved now and then (thousands of feeders in ADMM) can free them after each
+        solve: the next solve starts the solver afresh, which costs its set-up and, for
+        HiGHS, the warm start.
         """
         for key in list(self._backends):
             backend = self._backends[key]
