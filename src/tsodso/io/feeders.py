@@ -4,8 +4,9 @@ The case is read with :func:`tsodso.io.matpower.read_case`, which runs the file'
 conversions (kW to MW, ohm to per unit), then impedances are returned to ohm on the root bus's
 base voltage: ``z_ohm = z_pu * base_kv**2 / base_mva``. Generators other than the one at the
 reference bus become dispatchable DERs (kind ``dg``) owned by no aggregator. Voltage limits
-are the file's (VMIN/VMAX of the non-root buses); a file that gives no band (VMIN >= VMAX, as
-case28da's 1.0/1.0) gets :data:`DEFAULT_BAND`.
+are the file's (VMIN/VMAX of the non-root buses); a file that gives no band (VMIN = VMAX, as
+case28da's 1.0/1.0) gets :data:`DEFAULT_BAND` (VMIN > VMAX is refused by the reader). A
+generator with PMIN < 0 away from the root is refused (a ``dg`` DER only generates).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsodso.errors import ParseError
-from tsodso.io.matpower import read_case
+from tsodso.errors import Issue, ParseError, ValidationError
+from tsodso.io.matpower import MatpowerCase, read_case
 from tsodso.model.network import Feeder
 from tsodso.model.profiles import Profiles
 from tsodso.model.schema import conform
@@ -75,7 +76,8 @@ def feeder_from_case(
     info = {
         "feeder_id": fid, "interface_bus": int(interface_bus), "root_bus": root,
         "nominal_kv": base_kv, "substation_mva": substation_mva,
-        "v_root_pu": float(bus[ref[0], 7]) or 1.0, "v_min_pu": vmin, "v_max_pu": vmax,
+        "v_root_pu": _root_voltage(case, root, float(bus[ref[0], 7])),
+        "v_min_pu": vmin, "v_max_pu": vmax,
         "load_scale": load_scale, "source": str(spec),
     }
     own_limits = (bus[:, 12] != vmin) | (bus[:, 11] != vmax)
@@ -98,13 +100,30 @@ def feeder_from_case(
         "profile": load_profile,
     })
     dg = (gen[:, 0] != root) & (gen[:, 7] > 0)
+    absorbing = np.flatnonzero(dg & (gen[:, 9] < 0))
+    if len(absorbing):  # a DER of kind dg only generates; refuse rather than clip to 0
+        raise ValidationError([Issue("mpc.gen", "PMIN", str(r + 1), (
+            f"PMIN {gen[r, 9]:g} < 0 at feeder bus {gen[r, 0]:g}: a distributed generator "
+            f"cannot consume (case {case.name})")) for r in absorbing[:5]])
     ders = pd.DataFrame({
         "der_id": [f"{fid}/dg{i + 1}" for i in np.flatnonzero(dg)], "kind": "dg",
         "feeder_id": fid, "bus_id": gen[dg, 0].astype(np.int64),
-        "p_max_mw": gen[dg, 8] * load_scale, "p_min_mw": np.maximum(gen[dg, 9], 0) * load_scale,
+        "p_max_mw": gen[dg, 8] * load_scale, "p_min_mw": gen[dg, 9] * load_scale,
     })
     ders = conform(ders, DERS)[0]
     return Feeder.from_tables(info, buses, lines, loads), ders
+
+
+def _root_voltage(case: MatpowerCase, root: int, bus_vm: float) -> float:
+    """The feeder's source voltage, pu: as MATPOWER's power flow takes it, the set point
+    (VG) of an in-service generator at the reference bus, else the bus's VM."""
+    gen = case.gen
+    at_root = (gen[:, 0] == root) & (gen[:, 7] > 0) if len(gen) else np.zeros(0, dtype=bool)
+    value = float(gen[np.flatnonzero(at_root)[0], 5]) if at_root.any() else bus_vm
+    if not (np.isfinite(value) and value > 0):
+        raise ParseError(f"{case.name}: reference bus {root} has no voltage set point "
+                         f"(VG or VM = {value:g})")
+    return value
 
 
 def feeder_system(spec: str | Path, n_periods: int = 1, period_hours: float = 1.0) -> System:

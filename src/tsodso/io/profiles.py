@@ -25,6 +25,15 @@ def _folder() -> Path:
     return _package_dir("simbench") / "networks" / "1-complete_data-mixed-all-0-sw"
 
 
+def simbench_columns() -> list[str]:
+    """Every SimBench profile column (load then renewable file), without the ``time`` column."""
+    columns: list[str] = []
+    for fname in _FILES.values():
+        header = pd.read_csv(_folder() / fname, sep=";", nrows=0).columns
+        columns += [str(c) for c in header if c != "time"]
+    return columns
+
+
 def simbench_series(
     names: dict[str, str], day: int = 180, n_periods: int = 24, period_hours: float = 1.0
 ) -> pd.DataFrame:
@@ -59,7 +68,7 @@ def simbench_series(
               for kind, f in _FILES.items()}
     out: dict[str, np.ndarray] = {}
     for kind, fname in _FILES.items():
-        wanted = {k: v for k, v in names.items() if v in header[kind]}
+        wanted = {k: v for k, v in names.items() if v in header[kind] and v != "time"}
         if not wanted:
             continue
         data = pd.read_csv(_folder() / fname, sep=";", usecols=list(set(wanted.values())),
@@ -69,7 +78,7 @@ def simbench_series(
             out[ours] = values.reshape(n_periods, steps).mean(axis=1)
     missing = [f"{k}={v}" for k, v in names.items() if k not in out]
     if missing:
-        known = sorted(set(header["load"]) | set(header["res"]) - {"time"})
+        known = sorted((set(header["load"]) | set(header["res"])) - {"time"})
         raise TsodsoError(f"unknown SimBench profile(s) {', '.join(missing)}; "
                           f"known: {', '.join(known[:12])} ...")
     return pd.DataFrame(out)[list(names)]

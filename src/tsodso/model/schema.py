@@ -9,6 +9,7 @@ take as given is reported as an :class:`~tsodso.errors.Issue`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +46,10 @@ class Column:
         Value must be strictly greater than zero.
     allow_nan : bool
         NaN is a meaningful value (documented in ``description``), not an error.
+    allow_inf : bool, optional
+        Infinite values are meaningful (``inf`` = unlimited). Default: only where the
+        column's default is itself infinite (ratings, ramps, reactive limits); an infinite
+        load, cost or impedance is an error.
     choices : tuple of str, optional
         Allowed values for string columns.
     kind : {"input", "output"}
@@ -60,8 +65,16 @@ class Column:
     maximum: float | None = None
     positive: bool = False
     allow_nan: bool = False
+    allow_inf: bool | None = None
     choices: tuple[str, ...] | None = None
     kind: Literal["input", "output"] = "input"
+
+    @property
+    def infinite_ok(self) -> bool:
+        """Whether ``inf`` / ``-inf`` are meaningful values of this column."""
+        if self.allow_inf is not None:
+            return self.allow_inf
+        return isinstance(self.default, float) and math.isinf(self.default)
 
     @property
     def required(self) -> bool:
@@ -147,6 +160,34 @@ def _flags(raw: pd.Series, test: Any) -> np.ndarray:
     return np.fromiter((bool(test(v)) for v in raw), dtype=bool, count=len(raw))
 
 
+def _number(value: Any) -> float:
+    """``value`` as a float, NaN if it is not a number (see :func:`parse_numbers`)."""
+    if value is None or isinstance(value, bool | np.bool_):
+        return math.nan
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, int | np.integer):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.nan
+    if not isinstance(value, str) or "_" in value:
+        return math.nan
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return math.nan
+    return math.nan if math.isinf(number) and "inf" not in value.lower() else number
+
+
+def parse_numbers(raw: pd.Series) -> pd.Series:
+    """Values of an object column as float64, parsed exactly by Python; NaN where a value is
+    not a number (text that is not a plain number, bools, overflowing literals such as
+    ``"1e400"``). ``pd.to_numeric`` is not used on text: pandas 2.3 crashes on exponents
+    beyond 32 bits (``"1e2147483648"``) and wraps larger ones (``"1e4294967296"`` is 1.0)."""
+    return pd.Series([_number(v) for v in raw], index=raw.index, dtype=float)
+
+
 def _coerce(raw: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     """Convert ``raw`` to the column's dtype. Returns (values, mask of unconvertible entries)."""
     if col.dtype == "str":
@@ -174,28 +215,39 @@ def _coerce(raw: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
         conv = [as_bool(v) for v in raw]
         bad = np.array([c is None for c in conv], dtype=bool)
         return pd.Series([bool(c) for c in conv], index=raw.index, dtype=bool), bad
-    if raw.dtype.kind == "f" and col.dtype == "float" or raw.dtype.kind in "iu" and (
+    if raw.dtype.kind == "f" and col.dtype == "float" or raw.dtype.kind == "i" and (
             col.dtype == "int"):  # already the right kind: nothing to convert (fast path)
         return raw.astype(_PANDAS_DTYPE[col.dtype], copy=False), np.zeros(len(raw), dtype=bool)
     is_boolish = raw.dtype == bool or _flags(raw, lambda v: isinstance(v, bool | np.bool_))
     numeric = raw.dtype != object and raw.dtype.kind in "iuf"
-    num = raw if numeric else pd.to_numeric(raw, errors="coerce")
+    num = raw if numeric else parse_numbers(raw)
     bad = (num.isna().to_numpy() & raw.notna().to_numpy()) | np.asarray(is_boolish, dtype=bool)
     if col.dtype == "int":
         vals = num.to_numpy(dtype=float)
         nonint = ~np.isnan(vals) & (np.abs(vals - np.round(vals)) > 1e-9)
-        bad |= nonint | np.isnan(vals)
+        bad |= nonint | np.isnan(vals) | (np.abs(vals) >= 2.0**63)  # beyond int64: no wrap
         ints = np.where(bad, 0, np.nan_to_num(vals)).astype(np.int64)
         return pd.Series(ints, index=raw.index), bad
     return num.astype(float), bad
 
 
+#: ``DataFrame.attrs`` key under which :func:`conform` records the optional columns it
+#: filled with their default (column -> default), listed by ``tsodso inspect``.
+DEFAULTS_FILLED = "tsodso_defaults_filled"
+
+
+def defaults_filled(df: pd.DataFrame) -> dict[str, Any]:
+    """The optional columns of ``df`` that :func:`conform` filled with their default."""
+    return dict(df.attrs.get(DEFAULTS_FILLED, {}))
+
+
 def conform(df: pd.DataFrame | None, schema: TableSchema) -> tuple[pd.DataFrame, list[Issue]]:
     """Check ``df`` against ``schema``; return the conformed copy and the issues found.
 
-    Missing optional columns take their default; unknown columns, missing required columns,
-    values of the wrong type, NaN where not allowed, values out of bounds or not among the
-    allowed choices, and duplicate keys are all reported, never repaired.
+    Missing optional columns take their default (recorded: :func:`defaults_filled`);
+    unknown columns, missing required columns, values of the wrong type, NaN or infinity
+    where not allowed, values out of bounds or not among the allowed choices, and duplicate
+    keys are all reported, never repaired.
     """
     issues: list[Issue] = []
     if df is None:
@@ -207,8 +259,11 @@ def conform(df: pd.DataFrame | None, schema: TableSchema) -> tuple[pd.DataFrame,
     for c in unknown:
         issues.append(Issue(schema.name, str(c), "", "unknown column (see `tsodso schema`)"))
     out: dict[str, pd.Series] = {}
+    filled = dict(df.attrs.get(DEFAULTS_FILLED, {}))
     for col in schema.columns:
         if col.name not in df.columns:
+            if len(df) and not col.required:
+                filled[col.name] = col.default
             if col.required:
                 if len(df) or col.name in schema.key:
                     issues.append(Issue(schema.name, col.name, "", "required column is missing"))
@@ -233,6 +288,9 @@ def conform(df: pd.DataFrame | None, schema: TableSchema) -> tuple[pd.DataFrame,
             nan = np.isnan(arr) & ~bad
             if nan.any() and not col.allow_nan:
                 issues += _issues_for(df, schema, col.name, nan, "missing or NaN value")
+            infinite = np.isinf(arr) & ~bad
+            if infinite.any() and not col.infinite_ok:
+                issues += _issues_for(df, schema, col.name, infinite, "must be finite")
             finite_or_inf = ~np.isnan(arr)
             if col.minimum is not None:
                 low = finite_or_inf & (arr < col.minimum)
@@ -265,6 +323,7 @@ def conform(df: pd.DataFrame | None, schema: TableSchema) -> tuple[pd.DataFrame,
         out[col.name] = values
     result = pd.DataFrame({col.name: out[col.name].astype(_PANDAS_DTYPE[col.dtype], copy=False)
                            for col in schema.columns}, index=df.index)
+    result.attrs[DEFAULTS_FILLED] = filled
     if len(result):
         dup = result.duplicated(list(schema.key), keep="first").to_numpy()
         if dup.any():

@@ -12,7 +12,7 @@ import pandas as pd
 from tsodso.errors import Issue, ValidationError
 from tsodso.model.network import Feeder, TransmissionGrid
 from tsodso.model.profiles import Profiles
-from tsodso.model.schema import conform
+from tsodso.model.schema import conform, defaults_filled
 from tsodso.model.tables import (
     AGGREGATORS,
     DER_BIDS,
@@ -220,7 +220,20 @@ class System:
             "periods": self.n_periods,
             "period_hours": float(self.profiles.period_hours),
             "rules": self.rules.name,
+            "defaults_filled": self.defaults_filled(),
         }
+
+    def defaults_filled(self) -> dict[str, Any]:
+        """Optional columns the input did not give, filled with their declared default
+        (``"table.column"`` -> default): what ``tsodso inspect`` lists, so that no value
+        is assumed without a word."""
+        tables = {**{k: getattr(self.grid, k) for k in self.grid.TABLES},
+                  **{k: getattr(self, k) for k in self.TABLES}}
+        def plain(value: Any) -> Any:  # JSON has no infinity: say "inf"
+            return str(value) if isinstance(value, float) and not np.isfinite(value) else value
+
+        return {f"{name}.{col}": plain(value) for name, table in tables.items()
+                for col, value in sorted(defaults_filled(table).items())}
 
 
 def _missing(values: pd.Series, known: set, table: str, column: str, ids: pd.Series,
