@@ -11,3 +11,12 @@ def default_system():
     from tsodso.io import load
 
     return load("default")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    """Print the fuzzing suite's size: cases tried per entry point."""
+    from fuzzing import TRIED
+
+    if TRIED:
+        parts = ", ".join(f"{name} {count}" for name, count in sorted(TRIED.items()))
+        terminalreporter.write_line(f"fuzzing: {sum(TRIED.values())} cases tried ({parts})")

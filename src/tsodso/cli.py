@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tsodso.errors import TsodsoError, ValidationError
+from tsodso.resources import check_periods
 
 app = typer.Typer(
     add_completion=False,
@@ -120,6 +121,9 @@ def inspect(
         _emit_json(summary)
         return
     console.print(_summary_table(summary))
+    if summary["defaults_filled"]:
+        console.print("defaults filled (columns the input did not give): " + ", ".join(
+            f"{k} = {v}" for k, v in summary["defaults_filled"].items()))
     if summary["der_capacity_by_feeder_mw"]:
         kinds = sorted(summary["der_capacity_mw"])
         table = Table("feeder", *[f"{k} MW" for k in kinds], "PV+wind % of peak",
@@ -179,8 +183,9 @@ def export(
 def tso_opf(
     case: Annotated[str, typer.Argument(help="matpower:NAME, pglib:NAME, a .m file, or a "
                                              "scenario (built-in name, .yaml, folder).")],
-    periods: Annotated[int | None, typer.Option(help="Periods to clear (default: the "
-                                                     "scenario's horizon, 1 for a case).")] = None,
+    periods: Annotated[int | None, typer.Option(help="Periods to clear, 1 .. 35136 (default: "
+                                                     "the scenario's horizon, which it may not "
+                                                     "exceed; 1 for a case).")] = None,
     reserves: Annotated[bool, typer.Option("--reserves", help="Co-optimise reserves.")] = False,
     rules: Annotated[str | None, typer.Option(help="Participation rules preset: pjm, nyiso, "
                                                    "ercot, caiso, eu, custom.")] = None,
@@ -195,6 +200,7 @@ def tso_opf(
 
     def work() -> tuple[Any, float]:
         t0 = time.perf_counter()
+        check_periods(periods, name="--periods")
         system = load(case, n_periods=periods)
         load_s = time.perf_counter() - t0
         options = TsoOptions(periods=periods, reserves=reserves, losses=losses,
@@ -228,9 +234,7 @@ def tso_opf(
                       f"({result.loss_iterations} loss-factor updates)")
     for note in result.notes:
         console.print(f"note: {note}")
-    shed = float(result.shed.to_numpy().sum())
-    if shed > 1e-6:
-        console.print(f"[red]load shed: {shed:.3f} MWh at value of lost load[/red]")
+    _print_warnings(f"tso-opf {case}", result.shortfalls.warnings())
     if len(result.excluded):
         console.print(f"{len(result.excluded)} DERs kept out of the market by the rules "
                       f"(--json lists them with reasons)")
@@ -304,32 +308,30 @@ def dso_opf(
     feeder: FeederArg,
     price: Annotated[float | None, typer.Option(help="Interface price, $/MWh (all "
                                                      "periods).")] = None,
-    price_file: Annotated[str | None, typer.Option(help="CSV with one price per period "
-                                                        "($/MWh), one column.")] = None,
-    periods: Annotated[int | None, typer.Option(help="Periods to solve.")] = None,
+    price_file: Annotated[str | None, typer.Option(help="UTF-8 CSV with exactly one price per "
+                                                        "period ($/MWh): one column, or a "
+                                                        "header with a 'price' column.")] = None,
+    periods: Annotated[int | None, typer.Option(help="Periods to solve, 1 .. 35136 (default: "
+                                                     "the scenario's horizon, which it may not "
+                                                     "exceed; 1 for a case).")] = None,
     formulation: Annotated[str, typer.Option(help="soc or lindist")] = "soc",
     json_out: JsonOpt = False,
 ) -> None:
     """Feeder OPF (SOC branch flow or LinDistFlow) with DLMPs for P and Q."""
     import numpy as np
-    import pandas as pd
 
     from tsodso.dso import Boundary, DsoOptions, solve_dso
     from tsodso.io import load_feeder
+    from tsodso.io.prices import read_prices
 
     def work() -> tuple[Any, str]:
         t0 = time.perf_counter()
+        _check_dso_options(price, price_file, periods, formulation)
         system, fid = load_feeder(feeder, n_periods=periods)
-        T = min(periods or system.n_periods, system.n_periods)
+        T = check_periods(periods, system.n_periods, f"'{feeder}'", "--periods")
         c2 = 0.0
-        if price is not None and price_file is not None:
-            raise TsodsoError("give --price or --price-file, not both")
         if price_file is not None:
-            values = pd.read_csv(price_file).iloc[:, 0].to_numpy(dtype=float)
-            if len(values) < T or not np.isfinite(values[:T]).all():
-                raise TsodsoError(f"{price_file}: need {T} finite prices, found "
-                                  f"{len(values)}")
-            series, source = values[:T], price_file
+            series, source = read_prices(price_file, T), price_file
         elif price is not None:
             series, source = np.full(T, price), f"--price {price:g}"
         else:
@@ -348,6 +350,19 @@ def dso_opf(
         return
     console.print(f"[bold]{feeder}[/bold] ({formulation}): {res.status.value}, objective "
                   f"{res.objective:,.2f} $ over {len(res.dlmp_p)} period(s); price: {source}")
+    if res.prices_valid:
+        console.print(_dlmp_table(res))
+    console.print(f"interface {res.interface_p_mw.sum():.3f} MW summed over periods, losses "
+                  f"{res.losses_mw.sum():.4f} MW; SOC gap {res.soc_gap_max:.2e}"
+                  f"{' (tightened)' if res.tightened else ''}; AC check {res.ac_check}")
+    _print_warnings(f"dso-opf {feeder}", res.shortfalls.warnings())
+    if not res.prices_valid:
+        console.print(f"[yellow]warning[/yellow]: DLMPs withheld: the result is "
+                      f"{res.status.value}, so its duals are not prices")
+
+
+def _dlmp_table(res: Any) -> Table:
+    """DLMPs and their parts at the period of the highest price."""
     table = Table("bus", "DLMP P", "energy", "loss", "congestion", "voltage", "DLMP Q",
                   title="DLMPs, period of the highest price ($/MWh, $/MVArh)")
     t = int(res.dlmp_p.max(axis=1).to_numpy().argmax())
@@ -356,10 +371,13 @@ def dso_opf(
         table.add_row(str(bus), f"{res.dlmp_p.loc[t, bus]:.3f}", f"{c['energy']:.3f}",
                       f"{c['loss']:.3f}", f"{c['congestion']:.3f}", f"{c['voltage']:.3f}",
                       f"{res.dlmp_q.loc[t, bus]:.3f}")
-    console.print(table)
-    console.print(f"interface {res.interface_p_mw.sum():.3f} MW summed over periods, losses "
-                  f"{res.losses_mw.sum():.4f} MW; SOC gap {res.soc_gap_max:.2e}"
-                  f"{' (tightened)' if res.tightened else ''}; AC check {res.ac_check}")
+    return table
+
+
+def _print_warnings(who: str, warnings: list[str]) -> None:
+    """One yellow ``warning`` line per thing a result cost besides production."""
+    for text in warnings:
+        console.print(f"[yellow]warning[/yellow] ({who}): {text}")
 
 
 @app.command("hosting-capacity")
@@ -388,18 +406,62 @@ def hosting_capacity_cmd(
     console.print(out)
 
 
-def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
-                 scheduler: str | None, low_memory: bool = False) -> dict[str, Any]:
-    from tsodso.coordination import SCHEMES, run_scheme
-    from tsodso.io import load
-    from tsodso.parallel import make_executor
+def _check_dso_options(price: float | None, price_file: str | None, periods: int | None,
+                       formulation: str) -> None:
+    """``dso-opf``'s options, checked before anything is loaded."""
+    from tsodso.options import require_choice
 
-    names = schemes or list(SCHEMES)
+    check_periods(periods, name="--periods")
+    require_choice("--formulation", formulation, ("soc", "lindist"))
+    if price is not None and price_file is not None:
+        raise TsodsoError("give --price or --price-file, not both")
+    if price is not None and not math.isfinite(price):
+        raise TsodsoError(f"--price must be a finite number of $/MWh, got {price}")
+
+
+def _scheme_names(schemes: list[str] | None, workers: int | None, scheduler: str | None,
+                  low_memory: bool) -> list[str]:
+    """The schemes to run (default all), after checking the run options: known schemes,
+    none twice, and the Dask options (which only the admm scheme uses) valid and needed."""
+    from tsodso.coordination import SCHEMES
+    from tsodso.parallel import check_executor_options
+
+    names = list(SCHEMES) if schemes is None else list(schemes)
     unknown = [n for n in names if n not in SCHEMES]
     if unknown:
         raise TsodsoError(f"unknown scheme '{unknown[0]}'; schemes: {', '.join(SCHEMES)}")
+    twice = [n for i, n in enumerate(names) if n in names[:i]]
+    if twice:
+        raise TsodsoError(f"scheme '{twice[0]}' is given twice")
+    check_executor_options(workers, scheduler)
+    if "admm" not in names and (workers is not None or scheduler is not None or low_memory):
+        raise TsodsoError("--workers, --scheduler and --low-memory apply to the admm scheme "
+                          "only: add --scheme admm or drop them")
+    return names
+
+
+def _coordination_system(scenario: str) -> Any:
+    """The scenario, which must have feeders for the coordination schemes."""
+    from tsodso.io import load
+
     system = load(scenario)
-    executor = make_executor(workers, scheduler)
+    if not system.feeder_ids:
+        raise TsodsoError(f"{scenario} has no feeders: coordination schemes need a scenario "
+                          "with feeders (see tsodso scenarios)")
+    return system
+
+
+def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
+                 scheduler: str | None, low_memory: bool = False,
+                 system: Any = None) -> dict[str, Any]:
+    from tsodso.coordination import run_scheme
+    from tsodso.parallel import InProcessExecutor, make_executor
+
+    names = _scheme_names(schemes, workers, scheduler, low_memory)
+    system = _coordination_system(scenario) if system is None else system
+    # only admm uses the executor: no cluster is started or reached for the other schemes
+    executor = (make_executor(workers, scheduler) if "admm" in names
+                else InProcessExecutor())
     try:
         outcomes = {}
         order = (["common"] if "common" in names else []) + [n for n in names if n != "common"]
@@ -420,7 +482,12 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
             "gap_to_common_pct": (None if best is None or abs(best) < 1e-6
                                   else 100 * (o.total_cost - best) / abs(best)),
             "violations": {"voltage": v["voltage"], "thermal": v["thermal"],
-                           "worst_voltage_pu": v["worst_voltage_pu"]},
+                           "worst_voltage_pu": v["worst_voltage_pu"],
+                           "not_converged": v["not_converged"]},
+            "shed_mwh": o.shortfalls.shed_mwh,
+            "unmet_ev_mwh": o.shortfalls.unmet_ev_mwh,
+            "slack_cost": o.shortfalls.slack_cost,
+            "shortfalls": o.shortfalls.to_json(),
             "iterations": o.iterations,
             "messages": int(o.messages["count"].sum()) if len(o.messages) else 0,
             "message_bytes": int(o.messages["bytes"].sum()) if len(o.messages) else 0,
@@ -432,31 +499,41 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
-    table = Table("scheme", "status", "total cost $", "gap to common %", "V viol.", "I viol.",
-                  "worst V pu", "curtailed MWh", "iter.", "messages", "wall s",
-                  title=f"{result['scenario']}: coordination schemes")
+    table = Table(title=f"{result['scenario']}: coordination schemes")
+    for head in ("scheme", "status", "total cost $"):  # never truncated
+        table.add_column(head, no_wrap=True)
+    for head in ("gap to common %", "V viol.", "I viol.", "PF failed", "worst V pu",
+                 "shed MWh", "unmet EV MWh", "curtailed MWh", "iter.", "messages", "wall s"):
+        table.add_column(head, justify="right")
     for name, r in result["schemes"].items():
         gap = r["gap_to_common_pct"]
         worst = r["violations"]["worst_voltage_pu"]
         table.add_row(name, r["status"], f"{r['total_cost']:,.2f}",
                       "-" if gap is None else f"{gap:.3f}", str(r["violations"]["voltage"]),
-                      str(r["violations"]["thermal"]), "-" if worst is None else f"{worst:.4f}",
-                      f"{r['curtailed_mwh']:.3f}", str(r["iterations"]), str(r["messages"]),
-                      f"{r['wall_s']:.1f}")
+                      str(r["violations"]["thermal"]), str(r["violations"]["not_converged"]),
+                      "-" if worst is None else f"{worst:.4f}", f"{r['shed_mwh']:.3f}",
+                      f"{r['unmet_ev_mwh']:.3f}", f"{r['curtailed_mwh']:.3f}",
+                      str(r["iterations"]), str(r["messages"]), f"{r['wall_s']:.1f}")
     console.print(table)
     for name, r in result["schemes"].items():
+        _print_warnings(name, r["shortfalls"]["warnings"])
         for note in r["notes"]:
             console.print(f"[yellow]{name}[/yellow]: {note}")
-    console.print("violations: AC power flow of each scheme's market dispatch, before any DSO "
-                  "correction; costs: production cost of the corrected, feasible operation.")
+    console.print("violations: bus x period (V) and line x period (I) beyond limits in an AC "
+                  "power flow of each scheme's market dispatch, before any DSO correction; PF "
+                  "failed: feeder x period whose power flow did not converge (violations "
+                  "unknown); costs: production cost of the corrected operation, including "
+                  "shed load and unmet EV energy at the value of lost load.")
 
 
 SchemeOpt = Annotated[list[str] | None, typer.Option("--scheme", help="Scheme to run "
                                                      "(repeat for several; default all).")]
-WorkersOpt = Annotated[int | None, typer.Option(help="Dask LocalCluster workers for the "
-                                                     "DSO subproblems.")]
-SchedulerOpt = Annotated[str | None, typer.Option(help="Address of an existing Dask "
-                                                       "scheduler.")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Dask LocalCluster workers for admm's "
+                                                     "DSO subproblems, 1 .. the CPUs here (1: "
+                                                     "in process).")]
+SchedulerOpt = Annotated[str | None, typer.Option(help="Address [tcp://]HOST:PORT of an existing "
+                                                       "Dask scheduler for admm (not with "
+                                                       "--workers); 5 s to connect.")]
 LowMemoryOpt = Annotated[bool, typer.Option(help="ADMM frees every feeder's solver after each "
                                             "solve (default: each process keeps solvers "
                                             "within 2 GB and frees the rest's).")]
@@ -490,8 +567,18 @@ def compare(
     json_out: JsonOpt = False,
 ) -> None:
     """Run the schemes on several scenarios."""
-    results = [_guard(lambda s=s: _run_schemes(s, scheme, workers, scheduler, low_memory))
-               for s in scenarios]
+
+    def prepare() -> list[Any]:  # every option and scenario checked before any run
+        _scheme_names(scheme, workers, scheduler, low_memory)
+        twice = [s for i, s in enumerate(scenarios) if s in scenarios[:i]]
+        if twice:
+            raise TsodsoError(f"scenario '{twice[0]}' is given twice")
+        return [_coordination_system(s) for s in scenarios]
+
+    systems = _guard(prepare)
+    results = [_guard(lambda s=s, sy=sy: _run_schemes(s, scheme, workers, scheduler,
+                                                      low_memory, sy))
+               for s, sy in zip(scenarios, systems, strict=True)]
     if json_out:
         _emit_json(results)
         return

@@ -12,10 +12,19 @@ Two ways to run work:
   as often as needed. A key always lands on the same worker, so per-process caches (the
   ADMM feeder models) stay valid between calls. Release a partition with
   :meth:`Partition.release` or a ``with`` block. In process nothing is split or copied.
+
+Limits, checked before anything starts (:func:`check_executor_options`): ``workers`` is
+an integer from 1 to the number of CPUs this process may use (1 means in process); a
+scheduler address is ``[PROTOCOL://]HOST:PORT`` with protocol ``tcp`` (the default),
+``tls``, ``ucx``, ``ws`` or ``wss``; ``workers`` and a scheduler exclude each other (an
+existing cluster has its own workers). Connecting to a scheduler gives up after
+:data:`CONNECT_TIMEOUT_S` seconds with a :class:`~tsodso.errors.TsodsoError`.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +32,63 @@ from typing import Any, Protocol
 import numpy as np
 
 from tsodso.errors import TsodsoError
+
+#: Seconds to wait for a Dask scheduler before giving up (Dask's own default is 30 s).
+CONNECT_TIMEOUT_S = 5.0
+
+#: Protocols a scheduler address may name.
+SCHEDULER_PROTOCOLS = ("tcp", "tls", "ucx", "ws", "wss")
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"(?:(?P<protocol>[a-z]+)://)?(?P<host>{_LABEL}(?:\.{_LABEL})*"
+                      r"|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: object) -> int | None:
+    """``workers`` if None or an integer from 1 to :func:`available_cpus`; else an error."""
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer):
+        raise TsodsoError(f"workers must be a positive integer, got {workers!r}")
+    cpus = available_cpus()
+    if not 1 <= workers <= cpus:
+        raise TsodsoError(f"workers must be 1 .. {cpus} (the CPUs available here), got "
+                          f"{workers}")
+    return int(workers)
+
+
+def check_scheduler_address(address: object) -> str:
+    """``address`` if it looks like ``[PROTOCOL://]HOST:PORT``; else a one-line error."""
+    text = address if isinstance(address, str) else ""
+    match = _ADDRESS.fullmatch(text.strip())
+    if match is None:
+        raise TsodsoError(f"scheduler address {address!r} is not [PROTOCOL://]HOST:PORT "
+                          "(e.g. tcp://10.0.0.5:8786)")
+    protocol = match["protocol"]
+    if protocol is not None and protocol not in SCHEDULER_PROTOCOLS:
+        raise TsodsoError(f"scheduler address {address!r}: protocol '{protocol}' is not one "
+                          f"of {', '.join(SCHEDULER_PROTOCOLS)}")
+    if not 1 <= int(match["port"]) <= 65535:
+        raise TsodsoError(f"scheduler address {address!r}: port must be 1 .. 65535")
+    return text.strip()
+
+
+def check_executor_options(workers: object = None, scheduler: object = None) -> None:
+    """Validate :func:`make_executor`'s arguments without starting anything."""
+    if workers is not None and scheduler is not None:
+        raise TsodsoError("give workers (a new local cluster) or a scheduler address (an "
+                          "existing cluster, which has its own workers), not both")
+    check_workers(workers)
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
 
 
 @dataclass
@@ -157,16 +223,21 @@ class DaskExecutor:
     not survive the loss of its worker: make a new one.
     """
 
-    def __init__(self, workers: int | None = None, address: str | None = None):
+    def __init__(self, workers: int | None = None, address: str | None = None,
+                 timeout_s: float = CONNECT_TIMEOUT_S):
+        """``workers`` (default 2) for a new ``LocalCluster``, or the ``address`` of an
+        existing scheduler reached within ``timeout_s`` seconds (not both)."""
+        check_executor_options(workers, address)
         try:
             from distributed import Client, LocalCluster
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise TsodsoError("Dask is not installed: pip install distributed") from err
         self._cluster = None
-        if address:
-            self.client = Client(address)
+        if address is not None:
+            self.client = _connect(Client, address, timeout_s)
         else:
-            self._cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1,
+            workers = 2 if workers is None else workers
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                          processes=True, dashboard_address=None)
             self.client = Client(self._cluster)
         self.workers = len(self._addresses()) or (workers or 1)
@@ -219,10 +290,25 @@ class DaskExecutor:
             self._cluster.close()
 
 
-def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:
-    """In-process unless ``workers`` > 1 or a ``scheduler`` address is given."""
-    if scheduler:
-        return DaskExecutor(address=scheduler)
-    if workers and workers > 1:
+def _connect(client_class: Any, address: str, timeout_s: float) -> Any:
+    """A Dask ``Client`` for ``address``, or a one-line error after ``timeout_s`` seconds."""
+    try:
+        return client_class(address, timeout=timeout_s)
+    except (OSError, TimeoutError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise TsodsoError(f"cannot connect to the Dask scheduler at {address} within "
+                          f"{timeout_s:g} s ({reason})") from None
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None,
+                  timeout_s: float = CONNECT_TIMEOUT_S) -> Executor:
+    """In process unless ``workers`` > 1 (a new Dask ``LocalCluster``) or a ``scheduler``
+    address is given (reached within ``timeout_s`` seconds); ``workers=1`` is in process.
+    Invalid or conflicting arguments raise :class:`~tsodso.errors.TsodsoError` (see
+    :func:`check_executor_options`)."""
+    check_executor_options(workers, scheduler)
+    if scheduler is not None:
+        return DaskExecutor(address=scheduler, timeout_s=timeout_s)
+    if workers is not None and workers > 1:
         return DaskExecutor(workers=workers)
     return InProcessExecutor()

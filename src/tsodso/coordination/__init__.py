@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from tsodso.coordination.schemes import (
 )
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
+from tsodso.options import require_bool, require_int, require_number
 
 SCHEMES: dict[str, Callable[..., Outcome]] = {
     "tso_only": run_tso_only,
@@ -32,11 +34,88 @@ SCHEMES: dict[str, Callable[..., Outcome]] = {
 }
 
 
+def _positive_int(name: str, value: Any) -> None:
+    require_int(name, value, low=1)
+
+
+def _positive(name: str, value: Any) -> None:
+    require_number(name, value, low=0.0, low_open=True)
+
+
+def _damping(name: str, value: Any) -> None:
+    require_number(name, value, low=0.0, high=1.0, low_open=True)
+
+
+def _levels(name: str, value: Any) -> None:
+    if not isinstance(value, tuple | list) or not value:
+        raise TsodsoError(f"{name} must be a non-empty tuple of price multipliers, got "
+                          f"{value!r}")
+    for level in value:
+        require_number(f"{name} entry", level, low=0.0, low_open=True)
+
+
+def _keep_solvers(name: str, value: Any) -> None:
+    if value is not None:
+        require_bool(name, value)
+
+
+def _executor(name: str, value: Any) -> None:
+    needed = ("map", "partition", "map_chunks", "close")
+    if value is not None and not all(callable(getattr(value, m, None)) for m in needed):
+        raise TsodsoError(f"{name} must be an executor of tsodso.parallel (or None), got "
+                          f"{type(value).__name__}")
+
+
+#: The check of every scheme option's value, by option name (see the scheme functions).
+OPTION_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "max_iterations": _positive_int,
+    "rho": _positive,
+    "tol_mw": _positive,
+    "tol_price": _positive,
+    "damping": _damping,
+    "levels": _levels,
+    "tighten": require_bool,
+    "keep_solvers": _keep_solvers,
+    "executor": _executor,
+}
+
+
+def scheme_options(name: str) -> list[str]:
+    """The keyword options the scheme ``name`` accepts."""
+    params = inspect.signature(SCHEMES[name]).parameters
+    return [p for p in list(params)[1:]
+            if params[p].kind in (inspect.Parameter.KEYWORD_ONLY,
+                                  inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+
+def check_scheme_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse unknown options of scheme ``name`` (a typo is not ignored) and invalid values.
+
+    Raises
+    ------
+    TsodsoError
+        Naming the option and listing the scheme's options, or naming the bad value.
+    """
+    valid = scheme_options(name)
+    for key, value in options.items():
+        if key not in valid:
+            raise TsodsoError(f"scheme '{name}' has no option '{key}'; its options: "
+                              f"{', '.join(valid) or 'none'}")
+        OPTION_CHECKS.get(key, lambda *_: None)(f"{name} option {key}", value)
+
+
 def run_scheme(system: System, name: str, **options: Any) -> Outcome:
-    """Run one scheme by name (options such as ``executor`` go to the scheme)."""
+    """Run one scheme by name; ``options`` go to the scheme (``executor``, ``max_iterations``,
+    ...: see :func:`scheme_options`). Unknown names and options, invalid option values and a
+    system without feeders are refused before anything is solved."""
     if name not in SCHEMES:
         raise TsodsoError(f"unknown scheme '{name}'; schemes: {', '.join(SCHEMES)}")
+    check_scheme_options(name, options)
+    if not system.feeder_ids:
+        raise TsodsoError(f"system '{system.name}' has no feeders: coordination schemes need "
+                          "a system with feeders (see tsodso scenarios)")
     return SCHEMES[name](system, **options)
 
 
-__all__ = ["SCHEMES", "MessageLog", "Outcome", "run_scheme"]
+__all__ = ["OPTION_CHECKS", "SCHEMES", "MessageLog", "Outcome", "check_scheme_options",
+           "run_scheme", "scheme_options"]

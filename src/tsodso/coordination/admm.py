@@ -185,7 +185,7 @@ def _final_dispatch(ex: Executor, part: Partition, system: System, p: np.ndarray
 
 def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
              tol_mw: float = 1e-3, executor: Executor | None = None,
-             keep_solvers: bool | None = None, **_: Any) -> Outcome:
+             keep_solvers: bool | None = None) -> Outcome:
     """Run consensus ADMM (see module docstring) and settle the agreed schedules.
 
     ``rho`` is the initial penalty ($/MW^2 per period), ``tol_mw`` the residual tolerance

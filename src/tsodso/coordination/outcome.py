@@ -10,6 +10,7 @@ priced load shedding and unmet EV energy.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
+from tsodso.shortfalls import Shortfalls
 from tsodso.tso import TsoMarket, TsoOptions, TsoResult
 from tsodso.tso.dc_network import build_dc_network
 from tsodso.tso.offers import TsoView, der_availability, tso_view
@@ -58,9 +60,15 @@ class Outcome:
     energy: dict[str, float]
     residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    shortfalls: Shortfalls = field(default_factory=Shortfalls)
 
     def violation_summary(self) -> dict[str, Any]:
+        """Counts of the market dispatch's AC violations (bus x period for voltage, line or
+        substation x period for thermal) and of feeder-periods whose AC power flow did not
+        converge (``not_converged``: their violations are unknown, never counted as 0)."""
         v = self.violations
+        failed = v[v.kind == "not_converged"] if len(v) else v
+        v = v[v.kind != "not_converged"] if len(v) else v
         volt = v[v.element == "bus"] if len(v) else v
         worst = None
         if len(volt):
@@ -70,6 +78,7 @@ class Outcome:
             "voltage": int(len(volt)),
             "thermal": int(len(v[v.element.isin(["line", "substation"])])) if len(v) else 0,
             "worst_voltage_pu": worst,
+            "not_converged": int(len(failed)),
             "periods": sorted({int(p) for p in v.period}) if len(v) else [],
         }
 
@@ -89,11 +98,19 @@ class Outcome:
             **{f"violations_{k}": v for k, v in self.violation_summary().items()
                if k != "periods"},
             **{f"energy_{k}": v for k, v in self.energy.items()},
+            "shed_mwh": self.shortfalls.shed_mwh, "spill_mwh": self.shortfalls.spill_mwh,
+            "unmet_ev_mwh": self.shortfalls.unmet_ev_mwh,
+            "reserve_shortfall_mwh": self.shortfalls.reserve_shortfall_mwh,
+            "slack_cost": self.shortfalls.slack_cost,
+            "soc_gap_max": self.shortfalls.soc_gap_max,
+            "pf_not_converged": self.shortfalls.pf_not_converged,
         }
         return pd.DataFrame([row]).set_index("scheme")
 
     def to_parquet(self, folder: str | Path) -> Path:
-        """Write the summary row and every table of the outcome as Parquet files."""
+        """Write the summary row and every table of the outcome as Parquet files, and what
+        it cost besides production (status, notes, slack, exactness) as
+        ``shortfalls.json``."""
         folder = Path(folder) / self.scheme
         folder.mkdir(parents=True, exist_ok=True)
         self.to_frame().to_parquet(folder / "summary.parquet")
@@ -105,6 +122,9 @@ class Outcome:
             frame.rename(columns=str).to_parquet(folder / f"dlmp_{fid.replace('/', '_')}.parquet")
         if len(self.residuals):
             self.residuals.to_parquet(folder / "residuals.parquet")
+        shortfalls = {"status": self.status, "notes": self.notes,
+                      **self.shortfalls.to_json()}
+        (folder / "shortfalls.json").write_text(json.dumps(shortfalls, indent=2, default=float))
         return folder
 
     def balance_residuals(self) -> dict[str, float]:
@@ -185,8 +205,10 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs]
         dispatched = (market_dispatch or results)[f]
         viol = dispatch_power_flow(ops[f], dispatched).violations()
         excess = (viol.value - viol.limit).abs()
-        # ignore solver-tolerance excesses: 1e-4 pu of voltage, 0.1 % of a rating
-        viol = viol[np.where(viol.element == "bus", excess > 1e-4, excess > 0.1)]
+        # ignore solver-tolerance excesses: 1e-4 pu of voltage, 0.1 % of a rating; keep
+        # the rows of periods whose power flow did not converge (value and limit NaN)
+        keep = np.where(viol.element == "bus", excess > 1e-4, excess > 0.1)
+        viol = viol[keep | (viol.kind == "not_converged").to_numpy()]
         viol.insert(0, "feeder_id", f)
         frames.append(viol)
     violations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -251,8 +273,12 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs]
         ren = rows[renewable[rows]]
         ids = system.ders.der_id.to_numpy()[ren]
         curtailed += float((avail[:, ren] - r.der_p_mw[ids].to_numpy()).clip(min=0).sum() * dt)
+    shortfalls = _outcome_shortfalls(tso_result, results, violations,
+                                     checked_final=market_dispatch is None)
+    if status == "optimal":
+        status = shortfalls.status().value
     return Outcome(
-        scheme=scheme, status=status,
+        scheme=scheme, status=status, shortfalls=shortfalls,
         total_cost=tso_cost + sum(dso_costs.values()), tso_cost=tso_cost, dso_costs=dso_costs,
         der_revenues=der_rev, consumer_payments=payments, generator_revenues=gen_rev,
         rents=rents, interface_lmp=iface_lmp,
@@ -262,6 +288,27 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs]
         residuals=residuals if residuals is not None else pd.DataFrame(),
         notes=list(notes or []),
     )
+
+
+def _outcome_shortfalls(tso: TsoResult, results: dict[str, DsoResult],
+                        violations: pd.DataFrame, checked_final: bool) -> Shortfalls:
+    """Everything the settled operation cost besides production: the TSO redispatch's and
+    every feeder's slack, the largest SOC gap, and AC power flows that did not converge.
+
+    ``checked_final``: the violations are those of the final dispatch (no DSO correction
+    after the market), so a power flow that did not converge leaves the final operation
+    unverified; otherwise it concerns the market dispatch and is reported as a warning."""
+    total = Shortfalls() + tso.shortfalls  # a copy: the TSO result keeps its own
+    for r in results.values():
+        total = total + r.shortfalls
+    failed = int((violations.kind == "not_converged").sum()) if len(violations) else 0
+    if failed and checked_final:
+        total.pf_not_converged += failed
+    elif failed:
+        total.notes.append(f"AC power flow of the market dispatch did not converge in "
+                           f"{failed} feeder-period(s): its violations there are unknown "
+                           "(likely voltage collapse)")
+    return total
 
 
 def _line_losses(op: DsoOpf | FeederInputs, r: DsoResult) -> np.ndarray:

@@ -62,7 +62,7 @@ def restrict_to_schedule(op: DsoOpf, schedule: pd.DataFrame) -> None:
 
 
 # ----------------------------------------------------------------------- tso_only
-def run_tso_only(system: System, **_: Any) -> Outcome:
+def run_tso_only(system: System) -> Outcome:
     """DERs bid through aggregators into the TSO market; DSOs are not consulted. Afterwards
     each DSO checks the schedules with AC power flow and corrects its feeder."""
     started = time.perf_counter()
@@ -144,7 +144,7 @@ def prequalify(system: System, feeder_id: str, margin: float = 0.9
     return limits[0], limits[1]
 
 
-def run_centralized(system: System, **_: Any) -> Outcome:
+def run_centralized(system: System) -> Outcome:
     """The TSO clears DER bids within limits the DSOs prequalified; DSOs then check and
     correct as in ``tso_only``."""
     started = time.perf_counter()
@@ -198,7 +198,7 @@ def _merge_logs(log: MessageLog, summary: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------- shared_balancing
-def run_shared_balancing(system: System, **_: Any) -> Outcome:
+def run_shared_balancing(system: System) -> Outcome:
     """The TSO fixes each interface schedule from the DSO's forecast (uncontrolled DERs,
     losses included); each DSO keeps it with its own resources."""
     started = time.perf_counter()
@@ -217,7 +217,7 @@ def run_shared_balancing(system: System, **_: Any) -> Outcome:
 
 # --------------------------------------------------------------- hierarchical
 def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 0.5,
-                     tol_price: float = 0.01, tol_mw: float = 1e-3, **_: Any) -> Outcome:
+                     tol_price: float = 0.01, tol_mw: float = 1e-3) -> Outcome:
     """Price passing: the TSO clears with feeders as fixed loads and sends interface LMPs
     down; DSOs dispatch their DERs against them and send their imports up; repeat (imports
     damped) until prices and quantities agree."""
@@ -261,8 +261,7 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
 
 
 # ----------------------------------------------------------------------- local
-def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0),
-              **_: Any) -> Outcome:
+def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0)) -> Outcome:
     """DSOs first clear local markets against a price forecast (their congestion and voltage
     needs come first), then offer what flexibility remains to the TSO as an interface bid
     curve; the TSO clears those bids and the DSOs keep the resulting interface schedules."""

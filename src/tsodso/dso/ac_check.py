@@ -39,8 +39,8 @@ def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:
     differences between the OPF and an AC power flow of its dispatch, and the violations
     the AC power flow finds."""
     pf = dispatch_power_flow(op, result)
-    v_err = np.nanmax(np.abs(pf.vm_pu[result.voltage_pu.columns].to_numpy()
-                             - result.voltage_pu.to_numpy()))
+    v_err = _nanmax(np.abs(pf.vm_pu[result.voltage_pu.columns].to_numpy()
+                           - result.voltage_pu.to_numpy()))
     lines = op.feeder.lines.set_index("line_id")
     cols = result.flow_p_mw.columns
     tr = op.tree
@@ -51,12 +51,18 @@ def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:
     q_pf = np.where(at_from, pf.q_from_mvar[cols].to_numpy(), pf.q_to_mvar[cols].to_numpy())
     s_err = np.hypot(p_pf - result.flow_p_mw.to_numpy(), q_pf - result.flow_q_mvar.to_numpy())
     rating = lines.loc[cols, "rating_mva"].to_numpy()
-    scale = np.where(np.isfinite(rating), rating,
-                     max(float(np.nanmax(np.hypot(p_pf, q_pf))), 1e-6))
+    scale = np.where(np.isfinite(rating), rating, max(_nanmax(np.hypot(p_pf, q_pf)), 1e-6))
     violations = pf.violations(tol=1e-4)
+    # periods whose power flow did not converge hold NaN: counted, never read as "no error"
     return {
-        "max_voltage_error_pu": float(v_err),
-        "max_flow_error_pct": float(np.nanmax(100 * s_err / scale)),
+        "max_voltage_error_pu": v_err,
+        "max_flow_error_pct": _nanmax(100 * s_err / scale),
         "violations": int(len(violations)),
         "converged": bool(pf.converged.all()),
+        "not_converged_periods": int((~pf.converged.to_numpy()).sum()),
     }
+
+
+def _nanmax(values: np.ndarray) -> float:
+    """Largest finite value (0.0 when every period failed to converge)."""
+    return float(np.nanmax(values, initial=0.0)) if np.isfinite(values).any() else 0.0

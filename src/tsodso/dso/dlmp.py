@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from tsodso.dso.opf import OCTAGON, DsoResult
+from tsodso.shortfalls import Shortfalls
 
 if TYPE_CHECKING:
     from tsodso.dso.opf import DsoOpf
@@ -131,8 +132,17 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         der_p[:, op.v_idx] = -sol.value(op.evc).reshape(T, -1)
     if len(op.q_idx):
         der_q[:, op.q_idx] = sol.value(op.qd).reshape(T, -1)
+    shed_mw = np.maximum(sol.value(op.shed), 0.0)
+    ev_short = max(float(sol.value(op.ev_short).sum()), 0.0) if len(op.v_idx) else 0.0
+    voll = op.system.rules.value_of_lost_load
+    shortfalls = Shortfalls(
+        shed_mwh=float(shed_mw.sum() * dt), unmet_ev_mwh=ev_short,
+        slack_cost=voll * (float(shed_mw.sum() * dt) + ev_short),
+        soc_gap_max=float(np.nanmax(gap[:, 1:], initial=0.0)) if op.soc else 0.0,
+        fictitious_loss_mw=(float(op.fictitious_losses(sol).max(initial=0.0))
+                            if op.soc else 0.0))
     return DsoResult(
-        status=sol.status,
+        status=shortfalls.status(sol.status),
         objective=float(sol.objective),
         dlmp_p=by_bus(lam_p / dt),
         dlmp_q=by_bus(lam_q / dt),
@@ -152,7 +162,8 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         soc_gap=by_line(gap) if op.soc else by_line(np.zeros((T, n))),
         tightened=tightened,
         interface_marginal_price=pd.Series(pi, index=periods),
-        ev_shortfall_mwh=float(sol.value(op.ev_short).sum()) if len(op.v_idx) else 0.0,
+        ev_shortfall_mwh=ev_short,
+        shortfalls=shortfalls,
     )
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from tsodso.dso.tree import FeederTree, feeder_tree
 from tsodso.model.network import Feeder
 from tsodso.model.system import System
+from tsodso.resources import check_periods
 
 
 def feeder_load_pq(system: System, feeder: Feeder, tree: FeederTree, periods: int
@@ -45,7 +46,7 @@ class FeederInputs:
         """The inputs of ``feeder_id`` over ``periods`` (default: the system's horizon)."""
         feeder = system.feeder(feeder_id)
         tree = feeder_tree(feeder)
-        T = min(periods or system.n_periods, system.n_periods)
+        T = check_periods(periods, system.n_periods, f"system '{system.name}'")
         ders = system.ders[(system.ders.feeder_id == feeder_id).to_numpy()]
         p, q = feeder_load_pq(system, feeder, tree, T)
         return cls(feeder, tree, T, ders.reset_index(drop=True), p, q)

@@ -35,6 +35,8 @@ from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
 from tsodso.opt.namespace import Namespace
+from tsodso.resources import check_periods, check_problem, dso_size
+from tsodso.shortfalls import Shortfalls
 from tsodso.tso.offers import der_availability
 
 OCTAGON = np.array([[np.cos(a), np.sin(a)] for a in np.arange(8) * np.pi / 4])
@@ -76,12 +78,17 @@ class DsoOptions:
     periods : int, optional
         Periods to solve (default: the system's horizon).
     tighten : bool
-        When the SOC relaxation is inexact (gap above ``gap_tol``, pu^2), re-solve with a
-        small penalty on resistive losses (``loss_penalty``, $/MWh) and report it
-        (``DsoResult.tightened``). Inexactness appears when curtailing and "burning" power
-        in fictitious losses cost the same (reverse flow from free PV, line limits binding);
-        the penalty breaks that tie. Measured on the default scenario's 69-bus feeder: the
-        gap fell from 0.083 to 1.8e-4 pu^2 for a 0.01 % change of the objective.
+        When the SOC relaxation is inexact (it adds fictitious losses: see
+        :meth:`DsoOpf.fictitious_losses`), re-solve with a penalty on resistive losses
+        (``loss_penalty``, $/MWh, raised as needed) and report it (``DsoResult.tightened``).
+        Inexactness appears when curtailing and "burning" power in fictitious losses cost
+        the same (reverse flow from free PV, line limits binding) or burning is paid
+        (negative prices); the penalty breaks that tie. Measured on the default scenario's
+        69-bus feeder: the gap fell from 0.083 to 1.8e-4 for a 0.01 % change of the
+        objective.
+    gap_tol : float
+        Fictitious losses (MW per period) still counted as exact, on top of 0.1 % of the
+        period's losses (solver accuracy).
     decompose : bool
         Compute the DLMP components (one sparse solve per period).
     tol : float
@@ -103,6 +110,18 @@ class DsoOptions:
     tol: float = 1e-9
     ac_check: bool = True
     allow_shed: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse invalid values (one :class:`TsodsoError` naming the option)."""
+        from tsodso.options import require_bool, require_choice, require_number
+
+        require_choice("DsoOptions.formulation", self.formulation, ("soc", "lindist"))
+        check_periods(self.periods, name="DsoOptions.periods")
+        for name in ("tighten", "decompose", "ac_check", "allow_shed"):
+            require_bool(f"DsoOptions.{name}", getattr(self, name))
+        require_number("DsoOptions.gap_tol", self.gap_tol, low=0.0)
+        require_number("DsoOptions.loss_penalty", self.loss_penalty, low=0.0)
+        require_number("DsoOptions.tol", self.tol, low=0.0, high=1.0, low_open=True)
 
 
 @dataclass
@@ -131,6 +150,12 @@ class DsoResult:
     ev_shortfall_mwh: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     ac_check: dict[str, float] = field(default_factory=dict)
+    shortfalls: Shortfalls = field(default_factory=Shortfalls)
+
+    @property
+    def prices_valid(self) -> bool:
+        """DLMPs are prices only when the physics is exact (status not ``inexact``)."""
+        return self.status in (SolveStatus.OPTIMAL, SolveStatus.SHED)
 
     @property
     def soc_gap_max(self) -> float:
@@ -138,13 +163,20 @@ class DsoResult:
 
     def to_json(self) -> dict[str, Any]:
         cols = columns_as_lists
+        valid = self.prices_valid
         return {
             "status": self.status.value,
             "objective": self.objective,
-            "dlmp_p": cols(self.dlmp_p),
-            "dlmp_q": cols(self.dlmp_q),
-            "dlmp_p_components": {k: cols(v) for k, v in self.dlmp_p_components.items()},
-            "dlmp_q_components": {k: cols(v) for k, v in self.dlmp_q_components.items()},
+            # the DLMPs of an inexact solution are not prices: withheld (null)
+            "dlmp_p": cols(self.dlmp_p) if valid else None,
+            "dlmp_q": cols(self.dlmp_q) if valid else None,
+            "dlmp_p_components": ({k: cols(v) for k, v in self.dlmp_p_components.items()}
+                                  if valid else None),
+            "dlmp_q_components": ({k: cols(v) for k, v in self.dlmp_q_components.items()}
+                                  if valid else None),
+            "shortfalls": self.shortfalls.to_json(),
+            "shed_mwh": self.shortfalls.shed_mwh,
+            "unmet_ev_mwh": self.shortfalls.unmet_ev_mwh,
             "interface_p_mw": [float(v) for v in self.interface_p_mw],
             "interface_q_mvar": [float(v) for v in self.interface_q_mvar],
             "losses_mw": [float(v) for v in self.losses_mw],
@@ -185,6 +217,10 @@ class DsoOpf:
         self.options = options or DsoOptions()
         inputs = FeederInputs.of(system, feeder_id, self.options.periods)
         self.feeder, self.tree, self.T = inputs.feeder, inputs.tree, inputs.T
+        if model is None:  # a joint model is checked as a whole by its builder
+            check_problem(f"the OPF of feeder '{feeder_id}' over {self.T} periods",
+                          dso_size(inputs.tree.n, len(inputs.ders), self.T),
+                          "socp" if self.options.formulation == "soc" else "lp")
         self.ders = inputs.ders  # this feeder's DERs, numbered from 0
         self.p_load, self.q_load = inputs.p_load, inputs.q_load  # (T x n) MW, MVAr
         self.dt = float(system.profiles.period_hours)
@@ -400,16 +436,22 @@ class DsoOpf:
         m, T, dt, n = self._m, self.T, self.dt, self.tree.n
         b = self.boundary
         root = _pick(n, np.array([0]))
+        if not (np.isfinite(b.price_c2) and b.price_c2 >= 0):
+            raise ValidationError([Issue("boundary", "price_c2", self.tree.feeder_id,
+                                         f"must be finite and >= 0 (convex), got {b.price_c2}")])
         self.schedule_row = None
         self.steps = None
         self.price_vec = np.zeros(T)
         if b.schedule_mw is not None:
-            sched = np.asarray(b.schedule_mw, dtype=float)[:T]
+            sched = self._per_period(b.schedule_mw, "schedule_mw")
             self.schedule_row = m.add_constraints("schedule", [(self.P, _kron(root, T))],
                                                   lb=sched, ub=sched)
         elif b.bid_steps:
             qty = np.array([s[0] for s in b.bid_steps], dtype=float)
             prc = np.array([s[1] for s in b.bid_steps], dtype=float)
+            if not (np.isfinite(qty).all() and np.isfinite(prc).all() and (qty >= 0).all()):
+                raise ValidationError([Issue("boundary", "bid_steps", self.tree.feeder_id,
+                                             "steps need finite prices and quantities >= 0")])
             K = len(qty)
             self.steps = m.add_variables("import_steps", T * K, ub=np.tile(qty, T),
                                          cost=np.tile(prc * dt, T))
@@ -418,8 +460,7 @@ class DsoOpf:
                                             (self.steps, -_kron(np.ones((1, K)), T)),
                                             (self.export, 1.0)], lb=0.0, ub=0.0)
         else:
-            price = np.broadcast_to(np.asarray(b.price if b.price is not None else 0.0,
-                                               dtype=float), (T,))
+            price = self._per_period(b.price if b.price is not None else 0.0, "price")
             self.price_vec = price.copy()
             cost = np.zeros((T, n))
             cost[:, 0] = price * dt
@@ -429,12 +470,29 @@ class DsoOpf:
                 diag[:, 0] = 2 * b.price_c2 * dt
                 m.add_quadratic_cost(self.P, diag.ravel())
 
+    def _per_period(self, values: Any, field: str) -> np.ndarray:
+        """A boundary series as T finite floats: one value (for every period) or exactly
+        one per period; anything else is a :class:`ValidationError` naming the field."""
+        fid = self.tree.feeder_id
+        try:
+            arr = np.atleast_1d(np.asarray(values, dtype=float))
+        except (TypeError, ValueError):
+            raise ValidationError([Issue("boundary", field, fid, "expected numbers")]) from None
+        if arr.ndim != 1 or len(arr) not in (1, self.T):
+            raise ValidationError([Issue("boundary", field, fid, f"expected 1 or {self.T} "
+                                         f"values (one per period), got {arr.size}")])
+        if not np.isfinite(arr).all():
+            bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+            raise ValidationError([Issue("boundary", field, fid, f"period {bad}: value "
+                                         f"{arr[bad]} is not finite")])
+        return np.broadcast_to(arr, (self.T,)).copy()
+
     def set_price(self, price: np.ndarray) -> None:
         """New interface prices ($/MWh per period); the model is kept."""
         if self.schedule_row is not None or self.steps is not None:
             raise TsodsoError("set_price needs a price boundary")
         cost = np.zeros((self.T, self.tree.n))
-        self.price_vec = np.broadcast_to(np.asarray(price, dtype=float), (self.T,)).copy()
+        self.price_vec = self._per_period(price, "price")
         cost[:, 0] = self.price_vec * self.dt
         self.model.set_cost(self.P, cost.ravel())
 
@@ -442,7 +500,7 @@ class DsoOpf:
         """New fixed interface schedule (MW per period); the model is kept."""
         if self.schedule_row is None:
             raise TsodsoError("set_schedule needs a schedule boundary")
-        s = np.asarray(schedule_mw, dtype=float)[: self.T]
+        s = self._per_period(schedule_mw, "schedule_mw")
         self.model.set_rhs(self.schedule_row, s, s)
 
     def interface_bid_curve(self, prices: list[float]) -> pd.DataFrame:
@@ -470,7 +528,15 @@ class DsoOpf:
 
     # ------------------------------------------------------------------- solve
     def solve(self) -> DsoResult:
-        """Solve; tighten an inexact relaxation; extract DLMPs and their parts."""
+        """Solve; tighten an inexact relaxation; extract DLMPs and their parts.
+
+        The result's status is ``inexact`` when the relaxation stays inexact after
+        tightening or the AC check disagrees with the OPF, and ``feasible`` when the
+        tightened (exact) dispatch's cost may be more than 0.1 % above the relaxation's
+        bound (the optimum lies between them); its DLMPs are then not prices
+        (``DsoResult.prices_valid``). The objective is the dispatch's true cost (without
+        the tightening penalty).
+        """
         t0 = time.perf_counter()
         solver = "clarabel" if (self.soc or self.boundary.price_c2) else "highs"
         tol = self.options.tol if solver == "clarabel" else None
@@ -478,21 +544,10 @@ class DsoOpf:
         # without improving the DLMPs (1.7e-6 $/MWh either way)
         opts = {"iterative_refinement_enable": False} if solver == "clarabel" else None
         sol = self.model.solve(solver, tol=tol, options=opts)
-        tightened = False
+        bound = float(sol.objective) if sol.ok else float("nan")
+        tightened, penalty_cost = False, 0.0
         if sol.ok and self.soc and self.options.tighten:
-            # penalise resistive losses slightly: pushes l onto the cone's boundary; raise
-            # the penalty tenfold (twice at most) while the gap stays above tolerance
-            penalty = self.options.loss_penalty
-            for _ in range(3):
-                if np.nanmax(self._gap(sol), initial=0.0) <= self.options.gap_tol:
-                    break
-                extra = np.tile(self.tree.r, self.T) * penalty * self.dt
-                self.model.set_cost(self.L, extra)
-                sol = self.model.solve(solver, tol=tol, options=opts)
-                self.model.set_cost(self.L, np.zeros(len(self.L)))
-                self.applied_penalty = penalty
-                penalty *= 10
-                tightened = True
+            sol, tightened, penalty_cost = self._tighten(sol, solver, tol, opts)
         t1 = time.perf_counter()
         if not sol.ok:
             raise TsodsoError(f"DSO OPF of feeder {self.tree.feeder_id}: solver status "
@@ -500,14 +555,79 @@ class DsoOpf:
         from tsodso.dso.dlmp import extract
 
         result = extract(self, sol, tightened)
+        result.objective = float(sol.objective) - penalty_cost  # the true cost, not the penalty
+        sf = result.shortfalls
+        if tightened:
+            sf.optimality_gap = max(result.objective - bound, 0.0)
+            # tolerance: 0.1 % of the bound plus what the default tie-breaking penalty
+            # (``loss_penalty``) itself adds on the losses
+            loss_mwh = float(result.losses_mw.sum()) * self.dt
+            sf.optimality_gap_tol = 1e-3 * abs(bound) + self.options.loss_penalty * loss_mwh
+            if sf.unproven:
+                sf.notes.append(f"{self.tree.feeder_id}: SOC relaxation tightened with a loss "
+                                f"penalty of {self.applied_penalty:g} $/MWh (relaxation bound "
+                                f"{bound:,.2f} $)")
         t2 = time.perf_counter()
         if self.options.ac_check:
             from tsodso.dso.ac_check import ac_check
 
             result.ac_check = ac_check(self, result)
+            sf.pf_not_converged = int(result.ac_check["not_converged_periods"])
+            v_err = result.ac_check["max_voltage_error_pu"]
+            s_err = result.ac_check["max_flow_error_pct"]
+            if self.soc:  # the SOC model claims exact AC physics: a mismatch is inexact
+                sf.ac_voltage_error_pu, sf.ac_flow_error_pct = v_err, s_err
+            else:  # LinDistFlow is an approximation by design: its error is reported
+                sf.notes.append(f"LinDistFlow approximation: the AC power flow of the "
+                                f"dispatch differs by {v_err:.3g} pu in voltage and "
+                                f"{s_err:.3g} % in flow")
+        result.status = sf.status(sol.status)
         result.timings = {**self.timings, "solve_s": t1 - t0, "extract_s": t2 - t1,
                           "ac_check_s": time.perf_counter() - t2}
         return result
+
+    def _tighten(self, sol: Any, solver: str, tol: float | None, opts: dict | None
+                 ) -> tuple[Any, bool, float]:
+        """Re-solve with a penalty on resistive losses while the relaxation adds fictitious
+        losses (:meth:`fictitious_losses`).
+
+        The penalty starts at ``loss_penalty`` and grows tenfold (twice at most). Where the
+        relaxed optimum has negative DLMPs (a negative interface price: consuming is paid,
+        so the relaxation "burns" power in fictitious losses), the penalty must exceed the
+        most negative DLMP for losses to cost anything: the second step is then 1.1 times
+        that plus ``loss_penalty``. Returns the solution, whether it was tightened and the
+        penalty's share of its objective ($)."""
+        base = self.options.loss_penalty
+        lam = sol.dual(self.balance_p) / self.dt
+        negative = max(0.0, -float(np.nanmin(lam, initial=0.0)))
+        second = 1.1 * negative + base if negative > 1e-3 else 10 * base
+        tightened, penalty_cost = False, 0.0
+        for penalty in (base, second, 10 * second):
+            if not sol.ok or not self.fictitious_losses(sol).any():
+                break
+            extra = np.tile(self.tree.r, self.T) * penalty * self.dt
+            self.model.set_cost(self.L, extra)
+            sol = self.model.solve(solver, tol=tol, options=opts)
+            self.model.set_cost(self.L, np.zeros(len(self.L)))
+            self.applied_penalty = penalty
+            penalty_cost = float(extra @ sol.value(self.L)) if sol.ok else 0.0
+            tightened = True
+        return sol, tightened, penalty_cost
+
+    def fictitious_losses(self, sol: Any) -> np.ndarray:
+        """Per period, the losses the relaxation adds beyond the physics, MW: the sum over
+        lines of ``r (l v - P^2 - Q^2) / v``, counted only in periods where it exceeds
+        interior-point accuracy (0.1 % of the period's losses plus ``gap_tol`` MW); 0
+        elsewhere."""
+        T, n = self.T, self.tree.n
+        gap = np.maximum(self._gap(sol), 0.0)
+        L = sol.value(self.L).reshape(T, n)
+        V = sol.value(self.V).reshape(T, n)
+        vp = np.maximum(V[:, np.maximum(self.tree.parent, 0)], 1e-9)
+        fictitious = (self.tree.r * gap / vp).sum(axis=1)
+        losses = (self.tree.r * L).sum(axis=1)
+        tol = 1e-3 * np.abs(losses) + self.options.gap_tol
+        return np.where(fictitious > tol, fictitious, 0.0)
 
     def _gap(self, sol: Any) -> np.ndarray:
         """(T x n) relaxation gap l v_parent - P^2 - Q^2 (pu^2, 0 at the root)."""

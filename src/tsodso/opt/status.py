@@ -19,6 +19,15 @@ class SolveStatus(str, Enum):  # noqa: UP042 - a plain ``str`` mixin is the inte
     TIME_LIMIT = "time_limit"
     NUMERICAL = "numerical"
     ERROR = "error"
+    # Set by tsodso on a solved model whose answer is not all it claims to be:
+    #: the relaxation (SOC branch flow) was not exact; the figures say by how much
+    INEXACT = "inexact"
+    #: the answer is feasible (its physics exact) but its optimality is not proven: its
+    #: cost lies within a reported gap of the optimum
+    FEASIBLE = "feasible"
+    #: solved, but the optimum sheds load, leaves EV energy unmet, spills or is short of
+    #: reserves (all priced; the result's ``shortfalls`` says how much and at what cost)
+    SHED = "shed"
 
     @property
     def is_optimal(self) -> bool:

@@ -36,7 +36,9 @@ from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
 from tsodso.opt.namespace import Namespace
+from tsodso.resources import check_periods, check_problem, tso_size
 from tsodso.rules import MarketRules
+from tsodso.shortfalls import Shortfalls
 from tsodso.tso.dc_network import DcNetwork, build_dc_network
 from tsodso.tso.losses import LossFactors, branch_losses, loss_factors
 from tsodso.tso.offers import TsoView, tso_view
@@ -92,6 +94,26 @@ class TsoOptions:
     loss_tol: float = 1e-4
     loss_damping: float = 0.5
 
+    def __post_init__(self) -> None:
+        """Refuse invalid values (one :class:`TsodsoError` naming the option)."""
+        from tsodso.options import require_bool, require_choice, require_int, require_number
+
+        check_periods(self.periods, name="TsoOptions.periods")
+        for name in ("reserves", "zonal_reserves", "ramping", "losses"):
+            require_bool(f"TsoOptions.{name}", getattr(self, name))
+        if not isinstance(self.products, tuple | list) or not all(
+                isinstance(p, ReserveProduct) for p in self.products):
+            raise TsodsoError(f"TsoOptions.products must be a tuple of ReserveProduct, got "
+                              f"{self.products!r}")
+        if self.rules is not None and not isinstance(self.rules, MarketRules):
+            raise TsodsoError(f"TsoOptions.rules must be MarketRules or None, got "
+                              f"{type(self.rules).__name__}")
+        require_choice("TsoOptions.solver", self.solver, ("auto", "highs", "clarabel"))
+        require_int("TsoOptions.loss_iterations", self.loss_iterations, low=1)
+        require_number("TsoOptions.loss_tol", self.loss_tol, low=0.0, low_open=True)
+        require_number("TsoOptions.loss_damping", self.loss_damping, low=0.0, high=1.0,
+                       low_open=True)
+
 
 @dataclass
 class TsoResult:
@@ -122,6 +144,7 @@ class TsoResult:
     loss_iterations: int = 0
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    shortfalls: Shortfalls = field(default_factory=Shortfalls)
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--json`` form (bus and generator ids as strings)."""
@@ -139,7 +162,11 @@ class TsoResult:
             "branch_shadow_price": {str(c): [float(v) for v in self.branch_shadow_price[c]]
                                     for c in self.binding_branches},
             "reserve_prices": cols(self.reserve_prices),
-            "load_shed_mwh": float(self.shed.to_numpy().sum()),
+            "load_shed_mwh": self.shortfalls.shed_mwh,
+            "spill_mwh": self.shortfalls.spill_mwh,
+            "unmet_ev_mwh": self.shortfalls.unmet_ev_mwh,
+            "reserve_shortfall_mwh": self.shortfalls.reserve_shortfall_mwh,
+            "shortfalls": self.shortfalls.to_json(),
             "losses_mw": [float(v) for v in self.losses_mw],
             "notes": self.notes,
             "excluded_ders": self.excluded.to_dict(orient="records"),
@@ -190,7 +217,10 @@ class TsoMarket:
         self.system = system
         self.options = options or TsoOptions()
         self.rules = self.options.rules or system.rules
-        self.T = min(self.options.periods or system.n_periods, system.n_periods)
+        self.T = check_periods(self.options.periods, system.n_periods,
+                               f"system '{system.name}'", "TsoOptions.periods")
+        if model is None:  # a joint model is checked as a whole by its builder
+            self._check_memory(system, interface_feeders)
         self.dt = float(system.profiles.period_hours)
         self.net: DcNetwork = build_dc_network(system.grid)
         self.view = view or tso_view(system, self.rules)
@@ -201,6 +231,17 @@ class TsoMarket:
         self.interface_feeders = list(interface_feeders or [])
         self._build()
         self.timings = {"build_s": time.perf_counter() - t0}
+
+    def _check_memory(self, system: System, interface_feeders: list[str] | None) -> None:
+        """Refuse a market too large for the memory available (before building it)."""
+        g = system.grid.generators
+        quadratic = bool(((g.cost_model != "piecewise_linear") & (g.cost_c2 != 0)).any())
+        clarabel = self.options.solver == "clarabel" or (self.options.solver == "auto"
+                                                         and quadratic)
+        products = len(self.options.products) if self.options.reserves else 0
+        size = tso_size(system, self.T, products, len(interface_feeders or []))
+        check_problem(f"the TSO market of '{system.name}' over {self.T} periods", size,
+                      "qp" if clarabel else "lp")
 
     # ------------------------------------------------------------------ inputs
     def _bus_load(self) -> np.ndarray:
@@ -542,6 +583,19 @@ class TsoMarket:
                           "extract_s": time.perf_counter() - t1}
         return result
 
+    def _shortfalls(self, sol: Any, reserve_short: dict[str, np.ndarray]) -> Shortfalls:
+        """Priced slack of the optimum: shed load, spill, unmet EV energy (at value of lost
+        load) and reserve shortfall (at the reserve penalty), MWh and $."""
+        dt, rules = self.dt, self.rules
+        shed = float(np.maximum(sol.value(self.shed), 0.0).sum() * dt)
+        spill = float(np.maximum(sol.value(self.spill), 0.0).sum() * dt)
+        ev = float(np.maximum(sol.value(self.ev_short), 0.0).sum())
+        short = float(sum(np.maximum(v, 0.0).sum() for v in reserve_short.values()) * dt)
+        return Shortfalls(
+            shed_mwh=shed, spill_mwh=spill, unmet_ev_mwh=ev, reserve_shortfall_mwh=short,
+            slack_cost=rules.value_of_lost_load * (shed + spill + ev)
+            + rules.reserve_shortfall_penalty * short)
+
     def _extract(self, sol: Any) -> TsoResult:
         net, T, dt, v = self.net, self.T, self.dt, self.view
         periods = pd.RangeIndex(T, name="period")
@@ -602,8 +656,10 @@ class TsoMarket:
         if len(excluded):
             excluded["value_lost"] = self._lost_value(excluded, lmp)
         settlement = self._settlement(der, lmp)
+        shortfalls = self._shortfalls(sol, shortfall)
         return TsoResult(
-            status=sol.status, objective=float(sol.objective), lmp=lmp, lmp_energy=lmp_energy,
+            status=shortfalls.status(sol.status), shortfalls=shortfalls,
+            objective=float(sol.objective), lmp=lmp, lmp_energy=lmp_energy,
             lmp_congestion=congestion, lmp_loss=frame(loss, net.bus_ids),
             dispatch=dispatch, flows=flows, branch_shadow_price=shadow,
             binding_branches=binding, offers=offers, der_dispatch=der,
