@@ -354,7 +354,13 @@ def dso_opf(
         console.print(_dlmp_table(res))
     console.print(f"interface {res.interface_p_mw.sum():.3f} MW summed over periods, losses "
                   f"{res.losses_mw.sum():.4f} MW; SOC gap {res.soc_gap_max:.2e}"
-                  f"{' (tightened)' if res.tightened else ''}; AC check {res.ac_check}")
+                  f"{' (tightened)' if res.tightened else ''}")
+    if res.ac_check:
+        ac = res.ac_check
+        console.print(f"AC check: voltage error {ac['max_voltage_error_pu']:.2e} pu, flow error "
+                      f"{ac['max_flow_error_pct']:.2e} %, {ac['violations']} violation(s) "
+                      f"(element x period), {ac['not_converged_periods']} period(s) not "
+                      "converged")
     _print_warnings(f"dso-opf {feeder}", res.shortfalls.warnings())
     if not res.prices_valid:
         console.print(f"[yellow]warning[/yellow]: DLMPs withheld: the result is "

@@ -578,9 +578,13 @@ class DsoOpf:
             if self.soc:  # the SOC model claims exact AC physics: a mismatch is inexact
                 sf.ac_voltage_error_pu, sf.ac_flow_error_pct = v_err, s_err
             else:  # LinDistFlow is an approximation by design: its error is reported
+                n_viol = int(result.ac_check["violations"])
                 sf.notes.append(f"LinDistFlow approximation: the AC power flow of the "
                                 f"dispatch differs by {v_err:.3g} pu in voltage and "
-                                f"{s_err:.3g} % in flow")
+                                f"{s_err:.3g} % in flow" + (
+                                    f", and finds {n_viol} limit violation(s) (element x "
+                                    "period) the approximation does not see"
+                                    if n_viol else ""))
         result.status = sf.status(sol.status)
         result.timings = {**self.timings, "solve_s": t1 - t0, "extract_s": t2 - t1,
                           "ac_check_s": time.perf_counter() - t2}
