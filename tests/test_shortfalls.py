@@ -168,3 +168,20 @@ def test_run_folder_carries_the_shortfalls(tmp_path):
 
     summary = pd.read_parquet(folder / "summary.parquet")
     assert summary["shed_mwh"].iloc[0] == pytest.approx(o.shortfalls.shed_mwh)
+
+
+def test_outcome_says_when_feeder_prices_are_not_prices():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from tsodso.coordination.outcome import _outcome_shortfalls
+
+    tso = SimpleNamespace(shortfalls=Shortfalls())
+    results = {"f1": SimpleNamespace(shortfalls=Shortfalls(), prices_valid=True),
+               "f2": SimpleNamespace(shortfalls=Shortfalls(fictitious_loss_mw=2.0),
+                                     prices_valid=False)}
+    total = _outcome_shortfalls(tso, results, pd.DataFrame(columns=["kind"]), True)
+    assert total.status() is SolveStatus.INEXACT
+    assert any("DLMPs of f2 are not prices" in w for w in total.warnings())
+    assert tso.shortfalls.notes == []  # the TSO result keeps its own

@@ -301,6 +301,10 @@ def _outcome_shortfalls(tso: TsoResult, results: dict[str, DsoResult],
     total = Shortfalls() + tso.shortfalls  # a copy: the TSO result keeps its own
     for r in results.values():
         total = total + r.shortfalls
+    withheld = [f for f, r in results.items() if not r.prices_valid]
+    if withheld:
+        total.notes.append(f"DLMPs of {', '.join(withheld)} are not prices (their result is "
+                           "not exact): payments settled at them are indicative only")
     failed = int((violations.kind == "not_converged").sum()) if len(violations) else 0
     if failed and checked_final:
         total.pf_not_converged += failed

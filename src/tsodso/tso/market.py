@@ -557,6 +557,7 @@ class TsoMarket:
                          "moves between alternatives as the factors change")
         result.loss_iterations = updates
         result.notes += notes
+        result.shortfalls.notes += [n for n in notes if n.startswith("loss factors still")]
         result.timings = {**spent, "total_s": time.perf_counter() - t0}
         return result
 
