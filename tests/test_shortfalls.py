@@ -185,3 +185,20 @@ def test_outcome_says_when_feeder_prices_are_not_prices():
     assert total.status() is SolveStatus.INEXACT
     assert any("DLMPs of f2 are not prices" in w for w in total.warnings())
     assert tso.shortfalls.notes == []  # the TSO result keeps its own
+
+
+def test_a_scheme_without_an_answer_does_not_hide_the_others():
+    """shared_balancing's fixed interface schedule cannot be met on lines rated at 1 %: that
+    scheme says 'infeasible' with the reason; the other schemes are still reported."""
+    res = runner.invoke(app, ["run", TIGHT, "--scheme", "common", "--scheme",
+                              "shared_balancing", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)["schemes"]
+    assert out["shared_balancing"]["status"] == "infeasible"
+    assert "infeasible" in out["shared_balancing"]["error"]
+    assert out["shared_balancing"]["total_cost"] is None
+    assert out["common"]["status"] == "shed"
+    table = runner.invoke(app, ["run", TIGHT, "--scheme", "common", "--scheme",
+                                "shared_balancing"])
+    assert table.exit_code == 0, table.output
+    assert "infeasible" in table.stdout

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -474,13 +475,22 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
         for name in order:
             extra = ({"executor": executor, "keep_solvers": False if low_memory else None}
                      if name == "admm" else {})
-            outcomes[name] = run_scheme(system, name, **extra)
+            try:
+                outcomes[name] = run_scheme(system, name, **extra)
+            except ValidationError:
+                raise
+            except TsodsoError as err:  # this scheme has no answer; the others still run
+                outcomes[name] = err
     finally:
         executor.close()
-    best = outcomes["common"].total_cost if "common" in outcomes else None
+    common = outcomes.get("common")
+    best = None if common is None or isinstance(common, TsodsoError) else common.total_cost
     table = {}
     for name in names:
         o = outcomes[name]
+        if isinstance(o, TsodsoError):
+            table[name] = _failed_row(o)
+            continue
         v = o.violation_summary()
         table[name] = {
             "status": o.status,
@@ -504,14 +514,29 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
     return {"scenario": scenario, "description": system.description, "schemes": table}
 
 
+def _failed_row(err: TsodsoError) -> dict[str, Any]:
+    """A scheme that ended without an answer (e.g. an infeasible fixed interface schedule):
+    its row says so, with the error, and carries no figures."""
+    return {"status": "infeasible" if "infeasible" in str(err) else "failed",
+            "error": str(err), "total_cost": None, "gap_to_common_pct": None,
+            "violations": None, "shed_mwh": None, "unmet_ev_mwh": None, "slack_cost": None,
+            "shortfalls": None, "iterations": None, "messages": None, "message_bytes": None,
+            "curtailed_mwh": None, "wall_s": None, "notes": [str(err)]}
+
+
 def _print_comparison(result: dict[str, Any]) -> None:
-    table = Table(title=f"{result['scenario']}: coordination schemes")
+    table = Table(title=f"{result['scenario']}: coordination schemes", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
     for head in ("scheme", "status", "total cost $"):  # never truncated
         table.add_column(head, no_wrap=True)
-    for head in ("gap to common %", "V viol.", "I viol.", "PF failed", "worst V pu",
-                 "shed MWh", "unmet EV MWh", "curtailed MWh", "iter.", "messages", "wall s"):
-        table.add_column(head, justify="right")
+    for head in ("gap\n%", "V\nviol.", "I\nviol.", "PF\nfailed", "worst\nV pu", "shed\nMWh",
+                 "EV unmet\nMWh", "curtail.\nMWh", "iter.", "messages", "wall\ns"):
+        # numbers are never cut: a header may wrap, a value folds instead of an ellipsis
+        table.add_column(head, justify="right", overflow="fold")
     for name, r in result["schemes"].items():
+        if r["total_cost"] is None:  # no answer: see its note
+            table.add_row(name, r["status"], *["-"] * 12)
+            continue
         gap = r["gap_to_common_pct"]
         worst = r["violations"]["worst_voltage_pu"]
         table.add_row(name, r["status"], f"{r['total_cost']:,.2f}",
@@ -522,10 +547,11 @@ def _print_comparison(result: dict[str, Any]) -> None:
                       str(r["iterations"]), str(r["messages"]), f"{r['wall_s']:.1f}")
     console.print(table)
     for name, r in result["schemes"].items():
-        _print_warnings(name, r["shortfalls"]["warnings"])
+        _print_warnings(name, r["shortfalls"]["warnings"] if r["shortfalls"] else [])
         for note in r["notes"]:
             console.print(f"[yellow]{name}[/yellow]: {note}")
-    console.print("violations: bus x period (V) and line x period (I) beyond limits in an AC "
+    console.print("gap %: total cost above common's; "
+                  "violations: bus x period (V) and line x period (I) beyond limits in an AC "
                   "power flow of each scheme's market dispatch, before any DSO correction; PF "
                   "failed: feeder x period whose power flow did not converge (violations "
                   "unknown); costs: production cost of the corrected operation, including "
