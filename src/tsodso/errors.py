@@ -62,3 +62,10 @@ class CaseNotFoundError(TsodsoError):
 
 class ParseError(TsodsoError):
     """A data file that cannot be read (syntax, unsupported statement, missing section)."""
+
+
+class UnknownFeederError(CaseNotFoundError, KeyError):
+    """A feeder id the system does not have (also a ``KeyError``, as a lookup miss)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -107,14 +107,15 @@ def check_scheme_options(name: str, options: dict[str, Any]) -> None:
 def run_scheme(system: System, name: str, **options: Any) -> Outcome:
     """Run one scheme by name; ``options`` go to the scheme (``executor``, ``max_iterations``,
     ...: see :func:`scheme_options`). Unknown names and options, invalid option values and a
-    system without feeders are refused before anything is solved."""
+    system without feeders or that fails :meth:`System.check` are refused before anything
+    is solved."""
     if name not in SCHEMES:
         raise TsodsoError(f"unknown scheme '{name}'; schemes: {', '.join(SCHEMES)}")
     check_scheme_options(name, options)
     if not system.feeder_ids:
         raise TsodsoError(f"system '{system.name}' has no feeders: coordination schemes need "
                           "a system with feeders (see tsodso scenarios)")
-    return SCHEMES[name](system, **options)
+    return SCHEMES[name](system.check(), **options)
 
 
 __all__ = ["OPTION_CHECKS", "SCHEMES", "MessageLog", "Outcome", "check_scheme_options",

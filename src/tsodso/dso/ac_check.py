@@ -9,6 +9,10 @@ import pandas as pd
 
 from tsodso.powerflow import FeederPowerFlow, PowerFlowResult
 
+#: Smallest flow (MVA) that unrated lines' errors are measured against: 1 kVA. Below it a
+#: solver's 1e-8 MVA noise on an idle feeder (all load shed) would read as a % error.
+UNRATED_FLOW_FLOOR_MVA = 1e-3
+
 if TYPE_CHECKING:
     from tsodso.dso.inputs import FeederInputs
     from tsodso.dso.opf import DsoOpf, DsoResult
@@ -35,9 +39,9 @@ def dispatch_power_flow(op: DsoOpf | FeederInputs, result: DsoResult) -> PowerFl
 
 
 def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:
-    """Largest voltage (pu) and flow (% of rating, or of the largest flow where unrated)
-    differences between the OPF and an AC power flow of its dispatch, and the violations
-    the AC power flow finds."""
+    """Largest voltage (pu) and flow (% of rating, or where unrated of the largest flow, at
+    least :data:`UNRATED_FLOW_FLOOR_MVA`) differences between the OPF and an AC power flow
+    of its dispatch, and the violations the AC power flow finds."""
     pf = dispatch_power_flow(op, result)
     v_err = _nanmax(np.abs(pf.vm_pu[result.voltage_pu.columns].to_numpy()
                            - result.voltage_pu.to_numpy()))
@@ -51,7 +55,8 @@ def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:
     q_pf = np.where(at_from, pf.q_from_mvar[cols].to_numpy(), pf.q_to_mvar[cols].to_numpy())
     s_err = np.hypot(p_pf - result.flow_p_mw.to_numpy(), q_pf - result.flow_q_mvar.to_numpy())
     rating = lines.loc[cols, "rating_mva"].to_numpy()
-    scale = np.where(np.isfinite(rating), rating, max(_nanmax(np.hypot(p_pf, q_pf)), 1e-6))
+    scale = np.where(np.isfinite(rating), rating, max(_nanmax(np.hypot(p_pf, q_pf)),
+                                                             UNRATED_FLOW_FLOOR_MVA))
     violations = pf.violations(tol=1e-4)
     # periods whose power flow did not converge hold NaN: counted, never read as "no error"
     return {

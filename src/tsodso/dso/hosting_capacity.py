@@ -20,6 +20,7 @@ import pandas as pd
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
+from tsodso.options import require_number
 from tsodso.powerflow import FeederPowerFlow
 from tsodso.tso.offers import uncontrolled_dispatch
 
@@ -54,15 +55,18 @@ def hosting_capacity(
         Extra PV (shaped by the system's ``pv`` profile, flat if it has none) or extra load
         (flat, unity power factor).
     buses : list of int, optional
-        Buses to study (default: all but the root).
+        Buses to study (default: all but the root). Each must be a bus of the feeder other
+        than its root (whose voltage is fixed); an empty list studies none.
     resolution : float
-        Relative precision of the AC refinement.
+        Relative precision of the AC refinement (dimensionless, at least 1e-9 and below 1).
     formulation : {"soc", "lindist"}, optional
         OPF used for the estimate. Default: ``soc`` for load, ``lindist`` for PV, because
         maximising an injection is exactly where the SOC relaxation is not exact (it
         "burns" the extra power in fictitious losses: 3,678 MW estimated at case33bw's bus 2
         against 199 MW in AC), while LinDistFlow stays close and the AC refinement corrects
         it.
+
+    The system is validated first (:meth:`System.check`).
 
     Returns
     -------
@@ -73,7 +77,9 @@ def hosting_capacity(
     """
     if kind not in ("pv", "load"):
         raise TsodsoError(f"hosting capacity kind '{kind}': use pv or load")
-    base, injections = _baseline(system, feeder_id)
+    require_number("hosting_capacity.resolution", resolution, low=1e-9, high=1.0,
+                   high_open=True)
+    base, injections = _baseline(system.check(), feeder_id)
     feeder = base.feeder(feeder_id)
     T = base.n_periods
     if kind == "pv" and "pv" in base.profiles.series:
@@ -95,7 +101,18 @@ def hosting_capacity(
     base.profiles.series = prof
     base.feeder_loads = pd.concat([loads, extra], ignore_index=True)
     root = int(feeder.info["root_bus"])
-    candidates = [b for b in (buses or feeder.buses.bus_id.tolist()) if b != root]
+    known = feeder.buses.bus_id.tolist()
+    if buses is None:
+        candidates = [b for b in known if b != root]
+    else:
+        candidates = list(buses)
+        for b in candidates:
+            if b not in known:
+                raise TsodsoError(f"hosting_capacity.buses[{feeder_id}]: {b!r} is not a bus "
+                                  "of the feeder")
+            if b == root:
+                raise TsodsoError(f"hosting_capacity.buses[{feeder_id}]: bus {b} is the "
+                                  "feeder's root (its voltage is fixed): study another bus")
     rows = []
     for bus in candidates:
         form = formulation or ("lindist" if kind == "pv" else "soc")
@@ -107,7 +124,7 @@ def hosting_capacity(
                                            resolution)
         rows.append({"bus_id": bus, "hosting_mw": hosting, "opf_mw": sol_h, "limit": limit,
                      "period": period})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["bus_id", "hosting_mw", "opf_mw", "limit", "period"])
 
 
 def _solve_h(op: DsoOpf) -> float:

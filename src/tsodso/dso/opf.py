@@ -648,8 +648,9 @@ class DsoOpf:
 
 def solve_dso(system: System, feeder_id: str, boundary: Boundary | None = None,
               options: DsoOptions | None = None) -> DsoResult:
-    """Build and solve the OPF of one feeder (see :class:`DsoOpf`)."""
-    return DsoOpf(system, feeder_id, options, boundary).solve()
+    """Build and solve the OPF of one feeder (see :class:`DsoOpf`), after validating the
+    system (:meth:`System.check`)."""
+    return DsoOpf(system.check(), feeder_id, options, boundary).solve()
 
 
 def _solve_chunk(system: System, feeder_ids: list[str], boundaries: list[Boundary | None],

@@ -49,6 +49,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -127,6 +128,11 @@ class _StrictLoader(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         None, None, f"duplicate key {key!r}", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 reads ``1e-9`` and ``2E3`` as numbers; PyYAML (YAML 1.1) as the strings "1e-9" and
+# "2E3". Where a number is expected they are read as YAML 1.2 does (text keys keep them).
+_YAML12_EXPONENT = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+")
 
 
 def _yaml_problem(err: Exception) -> str:
@@ -216,8 +222,9 @@ class MappingReader:
                                            f"expected one of {', '.join(keys)}")
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        """The value of ``key`` if it has type ``kind`` (ints count as floats, bools never
-        as numbers; floats must be finite); ``default`` if absent or null, else required."""
+        """The value of ``key`` if it has type ``kind`` (ints and YAML 1.2 exponent numbers
+        such as ``1e-9`` count as floats, bools never as numbers; floats must be finite);
+        ``default`` if absent or null, else required."""
         if key not in self.data or self.data[key] is None:
             if default is ...:
                 raise self.issue(key, "required")
@@ -227,6 +234,9 @@ class MappingReader:
         expected = "/".join(k.__name__ for k in kinds)
         if isinstance(value, bool) and bool not in kinds:
             raise self.issue(key, f"expected {expected}, got a bool")
+        if (float in kinds and str not in kinds and isinstance(value, str)
+                and _YAML12_EXPONENT.fullmatch(value)):
+            value = float(value.replace("_", ""))
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             try:
                 value = float(value)

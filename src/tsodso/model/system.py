@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsodso.errors import Issue, ValidationError
+from tsodso.errors import Issue, UnknownFeederError, ValidationError
 from tsodso.model.network import Feeder, TransmissionGrid
 from tsodso.model.profiles import Profiles
 from tsodso.model.schema import conform, defaults_filled
@@ -71,10 +71,12 @@ class System:
         return [str(f) for f in self.feeders["feeder_id"]]
 
     def feeder(self, feeder_id: str) -> Feeder:
-        """One feeder's tables (raises :class:`KeyError` naming the feeder if unknown)."""
+        """One feeder's tables (raises :class:`~tsodso.errors.UnknownFeederError`, a
+        ``KeyError`` and a tsodso error, naming the feeder if unknown)."""
         match = self.feeders[self.feeders.feeder_id == feeder_id]
         if match.empty:
-            raise KeyError(f"feeders[{feeder_id}]: no such feeder; have {self.feeder_ids}")
+            raise UnknownFeederError(f"feeders[{feeder_id}]: no such feeder; have "
+                                     f"{', '.join(self.feeder_ids) or 'none'}")
         return Feeder(
             match.iloc[0],
             self.feeder_buses[self.feeder_buses.feeder_id == feeder_id],

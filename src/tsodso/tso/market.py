@@ -753,5 +753,7 @@ class TsoMarket:
 
 
 def clear_tso_market(system: System, options: TsoOptions | None = None) -> TsoResult:
-    """Build and clear the TSO market for ``system`` (see :class:`TsoMarket`)."""
-    return TsoMarket(system, options).solve()
+    """Build and clear the TSO market for ``system`` (see :class:`TsoMarket`), after
+    validating it (:meth:`System.check`: a system edited in Python is refused, not solved,
+    when e.g. its ``period_hours`` is not > 0)."""
+    return TsoMarket(system.check(), options).solve()
