@@ -202,3 +202,18 @@ def test_a_scheme_without_an_answer_does_not_hide_the_others():
                                 "shared_balancing"])
     assert table.exit_code == 0, table.output
     assert "infeasible" in table.stdout
+
+
+def test_an_unmeasured_ac_error_is_unknown_not_zero():
+    """When no period's power flow converged, the AC error is NaN (null in JSON), and the
+    non-converged periods make the result inexact."""
+    from tsodso.dso.ac_check import _nanmax
+
+    assert np.isnan(_nanmax(np.array([np.nan, np.nan])))
+    assert _nanmax(np.array([np.nan, 2.0])) == 2.0
+    sf = Shortfalls(ac_voltage_error_pu=float("nan"), ac_flow_error_pct=float("nan"),
+                    pf_not_converged=2)
+    assert sf.status() is SolveStatus.INEXACT
+    out = sf.to_json()
+    assert out["ac_voltage_error_pu"] is None and out["ac_flow_error_pct"] is None
+    json.dumps(out, allow_nan=False)

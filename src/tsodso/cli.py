@@ -19,7 +19,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from tsodso.errors import TsodsoError, ValidationError
+from tsodso.errors import SolveError, TsodsoError, ValidationError
 from tsodso.resources import check_periods
 
 app = typer.Typer(
@@ -477,18 +477,16 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
                      if name == "admm" else {})
             try:
                 outcomes[name] = run_scheme(system, name, **extra)
-            except ValidationError:
-                raise
-            except TsodsoError as err:  # this scheme has no answer; the others still run
+            except SolveError as err:  # this scheme has no answer; the others still run
                 outcomes[name] = err
     finally:
         executor.close()
     common = outcomes.get("common")
-    best = None if common is None or isinstance(common, TsodsoError) else common.total_cost
+    best = None if common is None or isinstance(common, SolveError) else common.total_cost
     table = {}
     for name in names:
         o = outcomes[name]
-        if isinstance(o, TsodsoError):
+        if isinstance(o, SolveError):
             table[name] = _failed_row(o)
             continue
         v = o.violation_summary()
@@ -514,10 +512,10 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
     return {"scenario": scenario, "description": system.description, "schemes": table}
 
 
-def _failed_row(err: TsodsoError) -> dict[str, Any]:
+def _failed_row(err: SolveError) -> dict[str, Any]:
     """A scheme that ended without an answer (e.g. an infeasible fixed interface schedule):
-    its row says so, with the error, and carries no figures."""
-    return {"status": "infeasible" if "infeasible" in str(err) else "failed",
+    its row says so with the solver's status and the error, and carries no figures."""
+    return {"status": err.status,
             "error": str(err), "total_cost": None, "gap_to_common_pct": None,
             "violations": None, "shed_mwh": None, "unmet_ev_mwh": None, "slack_cost": None,
             "shortfalls": None, "iterations": None, "messages": None, "message_bytes": None,

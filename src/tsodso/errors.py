@@ -64,6 +64,15 @@ class ParseError(TsodsoError):
     """A data file that cannot be read (syntax, unsupported statement, missing section)."""
 
 
+class SolveError(TsodsoError):
+    """A model that the solver did not solve; ``status`` is the normalised solve status
+    (``infeasible``, ``numerical``, ...), so callers need not parse the message."""
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status
+
+
 class UnknownFeederError(CaseNotFoundError, KeyError):
     """A feeder id the system does not have (also a ``KeyError``, as a lookup miss)."""
 

@@ -16,6 +16,7 @@ Units: energies in MWh over the horizon, costs in $, the SOC gap in MW^2
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,7 +161,9 @@ class Shortfalls:
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for ``--json`` and run folders (with the verdicts)."""
-        return {**asdict(self), "uses_slack": self.uses_slack, "inexact": self.inexact,
+        plain = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                 for k, v in asdict(self).items()}  # JSON has no NaN: unknown is null
+        return {**plain, "uses_slack": self.uses_slack, "inexact": self.inexact,
                 "unproven": self.unproven, "warnings": self.warnings()}
 
 

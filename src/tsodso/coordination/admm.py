@@ -32,7 +32,7 @@ from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
-from tsodso.errors import TsodsoError
+from tsodso.errors import SolveError, TsodsoError
 from tsodso.model.system import System
 from tsodso.parallel import Executor, InProcessExecutor, Partition
 from tsodso.tso import TsoMarket, TsoOptions
@@ -105,7 +105,8 @@ def _solve(model: Any, what: str) -> Any:
     if not sol.ok:
         sol = model.solve("clarabel", tol=1e-9)
     if not sol.ok:
-        raise TsodsoError(f"admm: {what} ended '{sol.status.value}' ({sol.raw_status})")
+        raise SolveError(f"admm: {what} ended '{sol.status.value}' ({sol.raw_status})",
+                         sol.status.value)
     return sol
 
 

@@ -16,7 +16,7 @@ from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
 from tsodso.dso.dlmp import extract
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
-from tsodso.errors import TsodsoError
+from tsodso.errors import SolveError
 from tsodso.model.system import System
 from tsodso.opt import Model
 from tsodso.resources import check_problem, feeders_size, tso_size
@@ -59,7 +59,7 @@ def build_joint(system: System, options: DsoOptions | None = None
     return model, tso, ops, coupling
 
 
-def _gap_max(ops: dict[str, DsoOpf], sol: object) -> float:
+def _fictitious_max(ops: dict[str, DsoOpf], sol: object) -> float:
     """Largest fictitious losses of the relaxation in any feeder and period, MW (0 when
     exact to solver accuracy)."""
     return max((float(op.fictitious_losses(sol).max(initial=0.0)) for op in ops.values()),
@@ -79,19 +79,20 @@ def run_common(system: System, tighten: bool = True) -> Outcome:
     tightened = False
     # an inexact relaxation is tightened with a loss penalty of 0.1, then 1, then 10 $/MWh
     # (as each DSO's OPF does); what remains inexact is reported by the outcome's status
-    penalty, gap_tol = DsoOptions().loss_penalty, 0.0
-    while sol.ok and tighten and penalty <= 10 and _gap_max(ops, sol) > gap_tol:
+    penalty = DsoOptions().loss_penalty
+    while sol.ok and tighten and penalty <= 10 and _fictitious_max(ops, sol) > 0:
         for op in ops.values():
             model.set_cost(op.L, np.tile(op.tree.r, op.T) * penalty * op.dt)
             op.applied_penalty = penalty
         sol = model.solve("clarabel", tol=1e-9, options=fast)
         tightened = True
         penalty *= 10
-    if sol.ok and tightened and _gap_max(ops, sol) > gap_tol:
+    if sol.ok and tightened and _fictitious_max(ops, sol) > 0:
         # what remains may be solver accuracy: once more with iterative refinement
         sol = model.solve("clarabel", tol=1e-9)
     if not sol.ok:
-        raise TsodsoError(f"common: joint problem ended '{sol.status.value}' ({sol.raw_status})")
+        raise SolveError(f"common: joint problem ended '{sol.status.value}' ({sol.raw_status})",
+                         sol.status.value)
     price = sol.dual(coupling).reshape(tso.T, -1) / tso.dt  # interface price per feeder
     results = {}
     for k, (f, op) in enumerate(ops.items()):

@@ -69,5 +69,6 @@ def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:
 
 
 def _nanmax(values: np.ndarray) -> float:
-    """Largest finite value (0.0 when every period failed to converge)."""
-    return float(np.nanmax(values, initial=0.0)) if np.isfinite(values).any() else 0.0
+    """Largest value over the periods that converged; NaN (unknown, never 0) when none
+    did."""
+    return float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")

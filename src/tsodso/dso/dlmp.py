@@ -132,12 +132,11 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         der_p[:, op.v_idx] = -sol.value(op.evc).reshape(T, -1)
     if len(op.q_idx):
         der_q[:, op.q_idx] = sol.value(op.qd).reshape(T, -1)
-    shed_mw = np.maximum(sol.value(op.shed), 0.0)
+    shed_mwh = float(np.maximum(sol.value(op.shed), 0.0).sum() * dt)
     ev_short = max(float(sol.value(op.ev_short).sum()), 0.0) if len(op.v_idx) else 0.0
-    voll = op.system.rules.value_of_lost_load
     shortfalls = Shortfalls(
-        shed_mwh=float(shed_mw.sum() * dt), unmet_ev_mwh=ev_short,
-        slack_cost=voll * (float(shed_mw.sum() * dt) + ev_short),
+        shed_mwh=shed_mwh, unmet_ev_mwh=ev_short,
+        slack_cost=op.system.rules.value_of_lost_load * (shed_mwh + ev_short),
         soc_gap_max=float(np.nanmax(gap[:, 1:], initial=0.0)) if op.soc else 0.0,
         fictitious_loss_mw=(float(op.fictitious_losses(sol).max(initial=0.0))
                             if op.soc else 0.0))

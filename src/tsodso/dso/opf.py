@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from tsodso.dso.inputs import FeederInputs
-from tsodso.errors import Issue, TsodsoError, ValidationError
+from tsodso.errors import Issue, SolveError, TsodsoError, ValidationError
 from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
@@ -154,7 +154,8 @@ class DsoResult:
 
     @property
     def prices_valid(self) -> bool:
-        """DLMPs are prices only when the physics is exact (status not ``inexact``)."""
+        """DLMPs are prices only when the physics is exact and the optimum proven (status
+        ``optimal`` or ``shed``; not ``inexact`` or ``feasible``)."""
         return self.status in (SolveStatus.OPTIMAL, SolveStatus.SHED)
 
     @property
@@ -550,8 +551,8 @@ class DsoOpf:
             sol, tightened, penalty_cost = self._tighten(sol, solver, tol, opts)
         t1 = time.perf_counter()
         if not sol.ok:
-            raise TsodsoError(f"DSO OPF of feeder {self.tree.feeder_id}: solver status "
-                              f"'{sol.status.value}' ({sol.raw_status})")
+            raise SolveError(f"DSO OPF of feeder {self.tree.feeder_id}: solver status "
+                             f"'{sol.status.value}' ({sol.raw_status})", sol.status.value)
         from tsodso.dso.dlmp import extract
 
         result = extract(self, sol, tightened)

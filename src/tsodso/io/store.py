@@ -65,7 +65,7 @@ from tsodso.io.scenario import (
 )
 from tsodso.model.network import TransmissionGrid
 from tsodso.model.profiles import Profiles
-from tsodso.model.schema import TableSchema, parse_numbers
+from tsodso.model.schema import TableSchema, as_numbers
 from tsodso.model.system import System
 from tsodso.model.tables import ALL_SCHEMAS
 from tsodso.rules import MarketRules
@@ -386,19 +386,12 @@ def _read_parquet(path: Path, schema: TableSchema | None) -> pd.DataFrame:
                          ) from None
 
 
-def _numbers(column: pd.Series) -> pd.Series:
-    """A column as float64 (NaN where not a number), never through ``pd.to_numeric``."""
-    if column.dtype.kind in "iuf":
-        return column.astype(float)
-    return parse_numbers(column.astype(object))
-
-
 def _profile_series(frame: pd.DataFrame, n_periods: int, path: Path) -> pd.DataFrame:
     """Check the ``period`` column and that every profile holds numbers; float64 series."""
     if PERIOD not in frame.columns:
         raise ValidationError([Issue("profiles", PERIOD, "", f"required column is missing in "
                                                              f"{path}")])
-    periods = _numbers(frame[PERIOD]).to_numpy(dtype=float)
+    periods = as_numbers(frame[PERIOD]).to_numpy(dtype=float)
     if len(periods) != n_periods:
         raise ValidationError([Issue("profiles", PERIOD, "", f"{len(periods)} rows in {path}, "
                                      f"but manifest profiles.n_periods is {n_periods}")])
@@ -411,7 +404,7 @@ def _profile_series(frame: pd.DataFrame, n_periods: int, path: Path) -> pd.DataF
     out = {}
     for name in series.columns:
         column = series[name]
-        values = _numbers(column)
+        values = as_numbers(column)
         bad = np.flatnonzero((values.isna().to_numpy() & column.notna().to_numpy())
                              | (column.dtype == bool))
         if bad.size:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tsodso.errors import Issue
-from tsodso.model.schema import parse_numbers
+from tsodso.model.schema import as_numbers
 
 
 @dataclass
@@ -53,10 +53,8 @@ class Profiles:
         if not (isinstance(self.period_hours, float | int) and self.period_hours > 0):
             issues.append(Issue("profiles", "period_hours", "", "must be > 0"))
         for name in self.series.columns:
-            column = self.series[name]
             # text is parsed by Python (pandas' to_numeric crashes on huge exponents)
-            values = (parse_numbers(column) if column.dtype == object
-                      else pd.to_numeric(column, errors="coerce")).to_numpy(dtype=float)
+            values = as_numbers(self.series[name]).to_numpy(dtype=float)
             if len(values) != self.n_periods:
                 issues.append(Issue("profiles", "series", str(name),
                                     f"has {len(values)} periods, the horizon has {self.n_periods}"))

@@ -188,6 +188,14 @@ def parse_numbers(raw: pd.Series) -> pd.Series:
     return pd.Series([_number(v) for v in raw], index=raw.index, dtype=float)
 
 
+def as_numbers(column: pd.Series) -> pd.Series:
+    """A column as float64 (NaN where not a number): numeric dtypes as they are, anything
+    else through :func:`parse_numbers` (never ``pd.to_numeric`` on text)."""
+    if column.dtype.kind in "iuf":
+        return column.astype(float)
+    return parse_numbers(column.astype(object))
+
+
 def _coerce(raw: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
     """Convert ``raw`` to the column's dtype. Returns (values, mask of unconvertible entries)."""
     if col.dtype == "str":

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tsodso.errors import TsodsoError
+from tsodso.errors import SolveError, TsodsoError
 from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
@@ -234,10 +234,8 @@ class TsoMarket:
 
     def _check_memory(self, system: System, interface_feeders: list[str] | None) -> None:
         """Refuse a market too large for the memory available (before building it)."""
-        g = system.grid.generators
-        quadratic = bool(((g.cost_model != "piecewise_linear") & (g.cost_c2 != 0)).any())
-        clarabel = self.options.solver == "clarabel" or (self.options.solver == "auto"
-                                                         and quadratic)
+        clarabel = self.options.solver == "clarabel" or (
+            self.options.solver == "auto" and _quadratic_costs(system.grid.generators))
         products = len(self.options.products) if self.options.reserves else 0
         size = tso_size(system, self.T, products, len(interface_feeders or []))
         check_problem(f"the TSO market of '{system.name}' over {self.T} periods", size,
@@ -276,7 +274,7 @@ class TsoMarket:
         self.p = m.add_variables("p_gen", T * G, lb=tile(gens.pmin_mw), ub=tile(gens.pmax_mw),
                                  cost=tile(c1 * dt))
         c2 = np.where(pwl, 0.0, gens.cost_c2.to_numpy())
-        self.quadratic = bool((c2 != 0).any())
+        self.quadratic = _quadratic_costs(gens)
         if self.quadratic:
             m.add_quadratic_cost(self.p, tile(2 * c2 * dt))
         m.add_objective_offset(float(np.where(pwl, 0.0, gens.cost_c0).sum()) * dt * T)
@@ -550,14 +548,17 @@ class TsoMarket:
             for key, value in result.timings.items():
                 spent[key] = spent.get(key, 0.0) + value
         else:
-            notes.append("loss factors from the lossless dispatch (one update, as ISOs use a "
-                         "base case)" if updates == 1 else
-                         f"loss factors still changed after {updates} updates (largest change "
-                         f"{change:.2g} > loss_tol {self.options.loss_tol:g}): the dispatch "
-                         "moves between alternatives as the factors change")
+            if updates == 1:
+                notes.append("loss factors from the lossless dispatch (one update, as ISOs "
+                             "use a base case)")
+            else:  # not settled: also a warning line of the result
+                unsettled = (f"loss factors still changed after {updates} updates (largest "
+                             f"change {change:.2g} > loss_tol {self.options.loss_tol:g}): the "
+                             "dispatch moves between alternatives as the factors change")
+                notes.append(unsettled)
+                result.shortfalls.notes.append(unsettled)
         result.loss_iterations = updates
         result.notes += notes
-        result.shortfalls.notes += [n for n in notes if n.startswith("loss factors still")]
         result.timings = {**spent, "total_s": time.perf_counter() - t0}
         return result
 
@@ -575,9 +576,10 @@ class TsoMarket:
         sol = self.model.solve(solver, split=split)
         t1 = time.perf_counter()
         if not sol.ok:
-            raise TsodsoError(f"TSO market: solver ended with status '{sol.status.value}' "
-                              f"({sol.raw_status}); load shedding and spill are priced, so "
-                              "this points to inconsistent limits (e.g. pmin above pmax)")
+            raise SolveError(f"TSO market: solver ended with status '{sol.status.value}' "
+                             f"({sol.raw_status}); load shedding and spill are priced, so "
+                             "this points to inconsistent limits (e.g. pmin above pmax)",
+                             sol.status.value)
         result = self._extract(sol)
         result.timings = {**self.timings, "solve_s": t1 - t0,
                           "solver_s": float(sol.solve_s),
@@ -750,6 +752,13 @@ class TsoMarket:
         margin = np.maximum(price - ders.cost_per_mwh.to_numpy(), 0)
         dispatchable = ~ders.kind.isin(["pv", "wind"]).to_numpy()  # renewables self-dispatch
         return (margin * avail * self.dt).sum(axis=0) * dispatchable
+
+
+def _quadratic_costs(generators: pd.DataFrame) -> bool:
+    """Whether any in-service generator has a quadratic (polynomial, c2 != 0) cost: the
+    market is then a QP (Clarabel under ``solver="auto"``)."""
+    g = generators
+    return bool((g.in_service & (g.cost_model != "piecewise_linear") & (g.cost_c2 != 0)).any())
 
 
 def clear_tso_market(system: System, options: TsoOptions | None = None) -> TsoResult:
