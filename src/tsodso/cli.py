@@ -1,4 +1,5 @@
-"""The ``tsodso`` command line: ``run``, ``scenarios``, ``inspect``, ``schema``, ``export``.
+"""The ``tsodso`` command line: ``run``, ``show``, ``scenarios``, ``inspect``, ``schema``,
+``export``.
 
 Every command takes ``--json`` for machine-readable output. Errors print one line and exit
 with status 1 (2 for usage errors); ``--debug`` shows the traceback instead.
@@ -461,6 +462,18 @@ def _coordination_system(scenario: str) -> Any:
 def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
                  scheduler: str | None, low_memory: bool = False,
                  system: Any = None) -> dict[str, Any]:
+    """Run the schemes and return their comparison (see ``comparison_rows``)."""
+    from tsodso.coordination.run_folder import comparison_rows
+
+    system, outcomes = _solve_schemes(scenario, schemes, workers, scheduler, low_memory,
+                                      system)
+    return comparison_rows(outcomes, scenario, system.description)
+
+
+def _solve_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
+                   scheduler: str | None, low_memory: bool = False,
+                   system: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The system and, in the order asked, each scheme's Outcome or its SolveError."""
     from tsodso.coordination import run_scheme
     from tsodso.parallel import InProcessExecutor, make_executor
 
@@ -481,45 +494,14 @@ def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
                 outcomes[name] = err
     finally:
         executor.close()
-    common = outcomes.get("common")
-    best = None if common is None or isinstance(common, SolveError) else common.total_cost
-    table = {}
-    for name in names:
-        o = outcomes[name]
-        if isinstance(o, SolveError):
-            table[name] = _failed_row(o)
-            continue
-        v = o.violation_summary()
-        table[name] = {
-            "status": o.status,
-            "total_cost": o.total_cost,
-            "gap_to_common_pct": (None if best is None or abs(best) < 1e-6
-                                  else 100 * (o.total_cost - best) / abs(best)),
-            "violations": {"voltage": v["voltage"], "thermal": v["thermal"],
-                           "worst_voltage_pu": v["worst_voltage_pu"],
-                           "not_converged": v["not_converged"]},
-            "shed_mwh": o.shortfalls.shed_mwh,
-            "unmet_ev_mwh": o.shortfalls.unmet_ev_mwh,
-            "slack_cost": o.shortfalls.slack_cost,
-            "shortfalls": o.shortfalls.to_json(),
-            "iterations": o.iterations,
-            "messages": int(o.messages["count"].sum()) if len(o.messages) else 0,
-            "message_bytes": int(o.messages["bytes"].sum()) if len(o.messages) else 0,
-            "curtailed_mwh": o.curtailed_mwh,
-            "wall_s": o.wall_s,
-            "notes": o.notes,
-        }
-    return {"scenario": scenario, "description": system.description, "schemes": table}
+    return system, {name: outcomes[name] for name in names}
 
 
 def _failed_row(err: SolveError) -> dict[str, Any]:
-    """A scheme that ended without an answer (e.g. an infeasible fixed interface schedule):
-    its row says so with the solver's status and the error, and carries no figures."""
-    return {"status": err.status,
-            "error": str(err), "total_cost": None, "gap_to_common_pct": None,
-            "violations": None, "shed_mwh": None, "unmet_ev_mwh": None, "slack_cost": None,
-            "shortfalls": None, "iterations": None, "messages": None, "message_bytes": None,
-            "curtailed_mwh": None, "wall_s": None, "notes": [str(err)]}
+    """A scheme that ended without an answer: its comparison row (see ``failed_row``)."""
+    from tsodso.coordination.run_folder import failed_row
+
+    return failed_row(err)
 
 
 def _print_comparison(result: dict[str, Any]) -> None:
@@ -576,14 +558,60 @@ def run(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     low_memory: LowMemoryOpt = False,
+    out: Annotated[str | None, typer.Option("--out", help="Write a run folder here (system, "
+                                                          "options, every outcome; read it "
+                                                          "with tsodso show).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write --out into a non-empty folder "
+                                                        "(replacing the run in it).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Run coordination schemes on a scenario and compare them (all schemes by default)."""
-    result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler, low_memory))
+    if out is None:
+        result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler, low_memory))
+    else:
+        result = _guard(lambda: _run_to_folder(scenario, scheme, workers, scheduler,
+                                               low_memory, out, force))
+    if json_out:
+        _emit_json(result)
+        if out is not None:
+            typer.echo(f"run folder: {out}", err=True)
+        return
+    console.print(f"[bold]{scenario}[/bold]: {result['description']}")
+    _print_comparison(result)
+    if out is not None:
+        console.print(f"run folder: {out}")
+
+
+def _run_to_folder(scenario: str, schemes: list[str] | None, workers: int | None,
+                   scheduler: str | None, low_memory: bool, out: str,
+                   force: bool) -> dict[str, Any]:
+    """``run --out``: options, scenario and folder checked before anything runs, then the
+    run, its run folder and its comparison."""
+    from tsodso.coordination.run_folder import comparison_rows, prepare_run_folder, write_run
+
+    names = _scheme_names(schemes, workers, scheduler, low_memory)
+    system = _coordination_system(scenario)
+    prepare_run_folder(out, force)
+    system, outcomes = _solve_schemes(scenario, names, workers, scheduler, low_memory, system)
+    options = {"schemes": names, "workers": workers, "scheduler": scheduler,
+               "low_memory": low_memory}
+    write_run(out, system, outcomes, options, scenario)
+    return comparison_rows(outcomes, scenario, system.description)
+
+
+@app.command()
+def show(
+    folder: Annotated[str, typer.Argument(help="Run folder written by tsodso run --out.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show a run folder's comparison, as tsodso run printed it (nothing is solved)."""
+    from tsodso.coordination.run_folder import open_run
+
+    result = _guard(lambda: open_run(folder).rows())
     if json_out:
         _emit_json(result)
         return
-    console.print(f"[bold]{scenario}[/bold]: {result['description']}")
+    console.print(f"[bold]{result['scenario']}[/bold]: {result['description']}")
     _print_comparison(result)
 
 
@@ -614,6 +642,64 @@ def compare(
         return
     for r in results:
         _print_comparison(r)
+
+
+@app.command("log")
+def log_cmd(
+    run_dir: Annotated[str, typer.Argument(help="Run folder (its log.sqlite is read) or a "
+                                                "message log file (.sqlite).")],
+    kind: Annotated[str | None, typer.Option(help="Only messages of this kind, e.g. "
+                                                  "offer.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Only messages from this party: tso, "
+                                                    "dso:NAME, aggregator:NAME.")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Only messages to this party.")] = None,
+    scheme: Annotated[str | None, typer.Option(help="Only messages of this scheme.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Messages of a run's durable log: one row each, then count and bytes by kind."""
+    from pathlib import Path
+
+    from tsodso.actors import LOG_FILE_NAME, MessageLog
+
+    def work() -> tuple[Path, Any]:
+        path = Path(run_dir)
+        if path.is_dir():
+            path = path / LOG_FILE_NAME
+            if not path.is_file():
+                raise TsodsoError(f"no message log in {run_dir} (expected {LOG_FILE_NAME})")
+        elif not path.exists():
+            raise TsodsoError(f"no run folder or message log {run_dir}")
+        with MessageLog(path, create=False) as log:
+            return path, log.frame(kind=kind, sender=sender, recipient=recipient,
+                                   scheme=scheme)
+
+    path, frame = _guard(work)
+    by_kind = {str(k): {"count": int(len(g)), "bytes": int(g["bytes"].sum())}
+               for k, g in frame.groupby("kind", sort=True)}
+    if json_out:
+        _emit_json({"messages": json.loads(frame.to_json(orient="records")),
+                    "summary": by_kind})
+        return
+    table = Table(title=f"{path}: {len(frame)} message(s)")
+    for head in ("seq", "id", "scheme", "kind", "sender", "recipient", "iteration", "periods",
+                 "bytes"):
+        table.add_column(head, justify="right" if head in {"seq", "iteration", "bytes"}
+                         else "left")
+    for r in frame.itertuples(index=False):
+        last = r.first_period + r.n_periods - 1
+        table.add_row(str(r.seq), r.id, r.scheme, r.kind, r.sender, r.recipient,
+                      str(r.iteration),
+                      str(last) if r.n_periods == 1 else f"{r.first_period}-{last}",
+                      str(r.bytes))
+    console.print(table)
+    totals = Table(title="messages by kind (bytes: payload JSON)")
+    totals.add_column("kind")
+    totals.add_column("count", justify="right")
+    totals.add_column("bytes", justify="right")
+    for name, row in by_kind.items():
+        totals.add_row(name, str(row["count"]), str(row["bytes"]))
+    totals.add_row("total", str(len(frame)), str(int(frame["bytes"].sum())), style="bold")
+    console.print(totals)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -77,7 +77,7 @@ def test_outcome_tables(outcomes, tmp_path):
     assert frame.loc["common", "total_cost"] == outcomes["common"].total_cost
     folder = outcomes["admm"].to_parquet(tmp_path)
     assert (folder / "summary.parquet").is_file() and (folder / "residuals.parquet").is_file()
-    assert outcomes["hierarchical"].messages.loc["price", "count"] > 0
+    assert outcomes["hierarchical"].messages.loc["interface_price", "count"] > 0
 
 
 def test_admm_with_two_dask_workers_matches_in_process(high):

@@ -10,7 +10,6 @@ from typing import Any
 
 from tsodso.coordination.admm import run_admm
 from tsodso.coordination.common import run_common
-from tsodso.coordination.messages import MessageLog
 from tsodso.coordination.outcome import Outcome
 from tsodso.coordination.schemes import (
     run_centralized,
@@ -66,6 +65,23 @@ def _executor(name: str, value: Any) -> None:
                           f"{type(value).__name__}")
 
 
+def _margin(name: str, value: Any) -> None:
+    require_number(name, value, low=0.0, high=1.0, low_open=True)
+
+
+def _bus(name: str, value: Any) -> None:
+    from tsodso.actors import MessageBus
+
+    if value is not None and not isinstance(value, MessageBus):
+        raise TsodsoError(f"{name} must be a tsodso.actors.MessageBus (or None), got "
+                          f"{type(value).__name__}")
+
+
+def _forecast(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, System):
+        raise TsodsoError(f"{name} must be a System (or None), got {type(value).__name__}")
+
+
 #: The check of every scheme option's value, by option name (see the scheme functions).
 OPTION_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "max_iterations": _positive_int,
@@ -77,6 +93,55 @@ OPTION_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "tighten": require_bool,
     "keep_solvers": _keep_solvers,
     "executor": _executor,
+    "margin": _margin,
+    "forecast": _forecast,
+    "bus": _bus,
+}
+
+#: What crosses the TSO-DSO boundary in each scheme (declared once; the schemes send
+#: exactly these messages through the bus, and ``tsodso schemes`` shows them).
+VISIBILITY: dict[str, dict[str, Any]] = {
+    "tso_only": {
+        "tso_sees": "aggregators' offers (pooled per interface bus); feeders as fixed net "
+                    "load at their interface bus",
+        "dso_sees": "its feeders; the DER schedules and interface LMP the TSO sends",
+        "messages": ["availability_schedule", "der_schedule", "interface_price",
+                     "curtailment_request", "interface_schedule"],
+    },
+    "centralized": {
+        "tso_sees": "offers capped by the DSO-prequalified limits; feeders as fixed net load",
+        "dso_sees": "its feeders; the DER schedules and interface LMP the TSO sends",
+        "messages": ["prequalification_limits", "availability_schedule", "der_schedule",
+                     "interface_price", "curtailment_request", "interface_schedule"],
+    },
+    "local": {
+        "tso_sees": "aggregated interface bid curves (offers at the interface bus) and "
+                    "each feeder's base import; never feeder impedances",
+        "dso_sees": "its feeders and DERs; the interface price forecast; its interface "
+                    "schedule",
+        "messages": ["interface_schedule", "interface_price", "offer"],
+    },
+    "shared_balancing": {
+        "tso_sees": "each feeder's forecast import (the interface schedule)",
+        "dso_sees": "its feeders and DERs; the interface schedule it must keep",
+        "messages": ["interface_schedule"],
+    },
+    "common": {
+        "tso_sees": "everything: one joint market over the transmission grid and every "
+                    "feeder (the first-best benchmark)",
+        "dso_sees": "everything",
+        "messages": ["interface_schedule"],
+    },
+    "hierarchical": {
+        "tso_sees": "each feeder's import (interface schedule) per iteration",
+        "dso_sees": "its feeders and DERs; the interface LMP per iteration",
+        "messages": ["interface_schedule", "interface_price"],
+    },
+    "admm": {
+        "tso_sees": "each feeder's import per iteration; never feeder data",
+        "dso_sees": "its feeder and DERs; the TSO's interface target per iteration",
+        "messages": ["interface_schedule"],
+    },
 }
 
 
@@ -106,7 +171,8 @@ def check_scheme_options(name: str, options: dict[str, Any]) -> None:
 
 def run_scheme(system: System, name: str, **options: Any) -> Outcome:
     """Run one scheme by name; ``options`` go to the scheme (``executor``, ``max_iterations``,
-    ...: see :func:`scheme_options`). Unknown names and options, invalid option values and a
+    ``bus`` (a :class:`tsodso.actors.MessageBus` whose log keeps every message), ...: see
+    :func:`scheme_options`). Unknown names and options, invalid option values and a
     system without feeders or that fails :meth:`System.check` are refused before anything
     is solved."""
     if name not in SCHEMES:
@@ -118,5 +184,5 @@ def run_scheme(system: System, name: str, **options: Any) -> Outcome:
     return SCHEMES[name](system.check(), **options)
 
 
-__all__ = ["OPTION_CHECKS", "SCHEMES", "MessageLog", "Outcome", "check_scheme_options",
+__all__ = ["OPTION_CHECKS", "SCHEMES", "VISIBILITY", "Outcome", "check_scheme_options",
            "run_scheme", "scheme_options"]

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsodso.coordination.messages import MessageLog
+from tsodso.actors import MessageBus
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
+from tsodso.coordination.protocol import Exchange
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
-from tsodso.errors import SolveError, TsodsoError
+from tsodso.errors import SolveError
 from tsodso.model.system import System
 from tsodso.parallel import Executor, InProcessExecutor, Partition
 from tsodso.tso import TsoMarket, TsoOptions
@@ -137,56 +138,43 @@ def _placed_feeders(ex: Executor, system: System, key: str) -> Iterator[Partitio
             ex.map_chunks(part, _forget_models, shared=(key,))
 
 
-def _final_solves(system: System, feeder_ids: list[str], schedules: list[np.ndarray],
-                  key: str) -> list[DsoResult | None]:
-    """Each feeder's OPF at its agreed import schedule (MW per period), which gives its
-    DLMPs; None where the schedule is infeasible (it is feasible only to ADMM's tolerance).
-    The solved models stay in this process under run ``key``."""
-    out: list[DsoResult | None] = []
-    for f, schedule in zip(feeder_ids, schedules, strict=True):
-        op = DsoOpf(system, f, FINAL_OPTIONS, Boundary(schedule_mw=schedule))
-        try:
-            out.append(op.solve())
-        except TsodsoError:
-            out.append(None)
-            continue
+def _final_solves(system: System, feeder_ids: list[str], targets: list[np.ndarray],
+                  key: str, rho: float) -> list[DsoResult]:
+    """Each feeder's last ADMM subproblem, min cost + rho/2 ||p - target||^2 (``targets``
+    in MW per period, ``rho`` in $/MW^2 per period), solved once more with prices
+    extracted: its import is the DSO's last iterate and its root price, rho (p - target),
+    is the consensus interface price (``-rho u``), so the DLMPs are those of the agreed
+    operation, not the duals of a feeder held to a schedule it meets only to ADMM's
+    tolerance. The solved models stay in this process under run ``key``."""
+    out: list[DsoResult] = []
+    for f, target in zip(feeder_ids, targets, strict=True):
+        op = DsoOpf(system, f, FINAL_OPTIONS,
+                    Boundary(price=-rho * np.asarray(target), price_c2=rho / 2))
+        out.append(op.solve())
         op.model.free_solvers()  # settle reads the feeder's data, not its solver
         _FINAL[(key, f)] = op
     return out
 
 
-def _final_dispatch(ex: Executor, part: Partition, system: System, p: np.ndarray,
-                    key: str, tso: TsoMarket, sol: Any
-                    ) -> tuple[dict[str, DsoOpf | FeederInputs], dict[str, DsoResult],
-                               list[str]]:
-    """The DSOs keep the agreed schedules ``p`` (periods x feeders, MW): (models, results,
-    notes) of their final solves, run on the workers. A feeder whose schedule is
-    numerically infeasible is dispatched here at the TSO's last interface LMP ($/MWh, from
-    ``tso``'s solution ``sol``) instead. What :func:`settle` reads of each feeder is its
+def _final_dispatch(ex: Executor, part: Partition, system: System,
+                    targets: list[np.ndarray], key: str, rho: float
+                    ) -> tuple[dict[str, DsoOpf | FeederInputs], dict[str, DsoResult]]:
+    """The DSOs' final dispatch and prices (:func:`_final_solves`, run on the workers):
+    (what :func:`settle` reads of each feeder, results). What settle reads is the feeder's
     model when the solve ran in this process, else its :class:`FeederInputs` (solver
     models do not pickle)."""
-    schedules = [p[:, j] for j in range(p.shape[1])]
-    solved = ex.map_chunks(part, _final_solves, schedules, shared=(key,))
+    solved = ex.map_chunks(part, _final_solves, targets, shared=(key, rho))
     ops: dict[str, DsoOpf | FeederInputs] = {}
     results: dict[str, DsoResult] = {}
-    notes = []
-    interface = system.feeders.set_index("feeder_id").interface_bus
     for f, result in zip(part.keys, solved, strict=True):
-        if result is not None:
-            ops[f] = _FINAL.pop((key, f), None) or FeederInputs.of(system, f)
-            results[f] = result
-            continue
-        lmp = tso._extract(sol).lmp[int(interface[f])].to_numpy()  # noqa: SLF001
-        ops[f] = DsoOpf(system, f, FINAL_OPTIONS, Boundary(price=lmp))
-        results[f] = ops[f].solve()
-        notes.append(f"{f}: final dispatch at the consensus price (schedule numerically "
-                     "infeasible)")
-    return ops, results, notes
+        ops[f] = _FINAL.pop((key, f), None) or FeederInputs.of(system, f)
+        results[f] = result
+    return ops, results
 
 
 def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
              tol_mw: float = 1e-3, executor: Executor | None = None,
-             keep_solvers: bool | None = None) -> Outcome:
+             keep_solvers: bool | None = None, bus: MessageBus | None = None) -> Outcome:
     """Run consensus ADMM (see module docstring) and settle the agreed schedules.
 
     ``rho`` is the initial penalty ($/MW^2 per period), ``tol_mw`` the residual tolerance
@@ -196,7 +184,7 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
     with few feeders and none measured with 1,000). ``None`` (default): each process keeps
     solvers within ``SOLVER_BUDGET_BYTES`` (2 GB) and frees the rest."""
     started = time.perf_counter()
-    log = MessageLog()
+    msgs = Exchange(system, "admm", bus)
     ex = executor or InProcessExecutor()
     fids = system.feeder_ids
     F, T = len(fids), system.n_periods
@@ -212,19 +200,25 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
     rows = []
     status = "not converged"
     k = 0
-    sol: Any = None
+    targets: list[np.ndarray] = []
+    step_rho = rho
     with _placed_feeders(ex, system, key) as part:
         for k in range(1, max_iterations + 1):
             tso.model.set_cost(tso.iface, (rho * dt * (u - p)).ravel())
             sol = _solve(tso.model, "TSO subproblem")
             w = sol.value(tso.iface).reshape(T, F)
-            targets = [log.send("price", "tso", f"dso:{f}", w[:, j] + u[:, j], k)
-                       for j, f in enumerate(fids)]
+            # the TSO sends each DSO its interface target w + u (MW per period): with rho,
+            # the DSO's price for deviating from it
+            sent = msgs.interface_schedules({f: w[:, j] + u[:, j] for j, f in enumerate(fids)},
+                                            to_tso=False, iteration=k)
+            targets = [sent[f] for f in fids]
             p_prev = p
+            step_rho = rho
             p = np.column_stack(ex.map_chunks(part, _dso_steps, targets,
                                              shared=(key, rho, keep_solvers)))
-            for j, f in enumerate(fids):
-                log.send("interface_schedule", f"dso:{f}", "tso", p[:, j], k)
+            got = msgs.interface_schedules({f: p[:, j] for j, f in enumerate(fids)},
+                                           to_tso=True, iteration=k)
+            p = np.column_stack([got[f] for f in fids])
             u = u + w - p
             r = float(np.linalg.norm(w - p))
             s = float(rho * np.linalg.norm(p - p_prev))
@@ -238,10 +232,11 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
                 u = u / factor
                 rho *= factor
                 tso.model.set_quadratic_cost(tso.iface, np.full(T * F, rho * dt))
-        ops, results, notes = _final_dispatch(ex, part, system, p, key, tso, sol)
+        # the last subproblems once more, with prices: the consensus DLMPs
+        ops, results = _final_dispatch(ex, part, system, targets, key, step_rho)
     residuals = pd.DataFrame(rows)
-    notes += [] if status == "optimal" else [
+    notes = [] if status == "optimal" else [
         f"ADMM did not converge in {max_iterations} iterations (primal residual "
         f"{rows[-1]['primal_residual']:.3g} MW)"]
-    return settle("admm", system, ops, results, log, started, iterations=k,
+    return settle("admm", system, ops, results, msgs, started, iterations=k,
                   residuals=residuals, notes=notes, status=status)

@@ -12,8 +12,9 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from tsodso.coordination.messages import MessageLog
+from tsodso.actors import MessageBus
 from tsodso.coordination.outcome import Outcome, _without_ders, settle
+from tsodso.coordination.protocol import Exchange
 from tsodso.dso.dlmp import extract
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
 from tsodso.errors import SolveError
@@ -66,10 +67,12 @@ def _fictitious_max(ops: dict[str, DsoOpf], sol: object) -> float:
                default=0.0)
 
 
-def run_common(system: System, tighten: bool = True) -> Outcome:
-    """Solve the joint problem and settle it."""
+def run_common(system: System, tighten: bool = True, bus: MessageBus | None = None
+               ) -> Outcome:
+    """Solve the joint problem and settle it (one party sees everything: no messages but
+    the final interface schedules the settlement reads)."""
     started = time.perf_counter()
-    log = MessageLog()
+    ex = Exchange(system, "common", bus)
     model, tso, ops, coupling = build_joint(system)
     fids = list(ops)
     # iterative refinement off halves Clarabel's time on these problems (1.4 s instead of
@@ -102,4 +105,4 @@ def run_common(system: System, tighten: bool = True) -> Outcome:
               "$/MWh"] if tightened else [])
     # settle() redispatches the TSO around the joint solution's interface flows, which
     # reproduces the joint optimum's transmission part and its production cost
-    return settle("common", system, ops, results, log, started, notes=notes)
+    return settle("common", system, ops, results, ex, started, notes=notes)

@@ -10,6 +10,7 @@ priced load shedding and unmet EV energy.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Mapping
@@ -20,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsodso.coordination.messages import MessageLog
+from tsodso.actors.dso import Dso
+from tsodso.coordination.protocol import Exchange
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
-from tsodso.dso.opf import DsoOpf, DsoResult
+from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
 from tsodso.model.system import System
 from tsodso.shortfalls import Shortfalls
 from tsodso.tso import TsoMarket, TsoOptions, TsoResult
@@ -61,6 +63,11 @@ class Outcome:
     residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     shortfalls: Shortfalls = field(default_factory=Shortfalls)
+    #: reactive-power DLMPs per feeder, $/MVArh (periods x bus)
+    dlmp_q: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the parts of each feeder's DLMPs, P and Q: feeder -> "p:energy", "p:loss", ...,
+    #: "q:voltage" -> (periods x bus), $/MWh or $/MVArh; the parts sum to the DLMP
+    dlmp_components: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
 
     def violation_summary(self) -> dict[str, Any]:
         """Counts of the market dispatch's AC violations (bus x period for voltage, line or
@@ -172,29 +179,58 @@ def der_costs(system: System, result: DsoResult, ders_by_id: pd.DataFrame | None
     return float(cost + voll * (dt * result.shed_mw.to_numpy().sum() + result.ev_shortfall_mwh))
 
 
-def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs],
-           results: dict[str, DsoResult], log: MessageLog, started: float,
+def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs | Dso],
+           results: dict[str, DsoResult], ex: Exchange, started: float,
            iterations: int = 1, market_dispatch: dict[str, DsoResult] | None = None,
            residuals: pd.DataFrame | None = None, notes: list[str] | None = None,
-           status: str = "optimal", tso_result: TsoResult | None = None) -> Outcome:
+           status: str = "optimal", tso_result: TsoResult | None = None,
+           schedule_follows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+           priced_at_lmp: list[str] | None = None) -> Outcome:
     """Settle final feeder dispatches into an :class:`Outcome` (see module docstring).
 
     ``market_dispatch`` is what the market scheduled before any DSO correction; its AC
     power flow gives the reported violations (default: the final dispatch).
+
+    ``schedule_follows`` names feeders held to an interface schedule that the scheme formed
+    from the feeder's own demand (a forecast, a local clearing), with ``dS/dP_j`` and
+    ``dS/dQ_j`` (periods x bus): one more MW of demand at bus ``j`` moves the schedule by
+    ``dS/dP_j``, which the TSO serves at its interface LMP instead of the DSO at its internal
+    price ``mu`` (the schedule's dual, not unique where nothing in the feeder can move). The
+    published DLMPs are then the marginal cost of the whole scheme::
+
+        DLMP_j = DLMP_j(held schedule) + (LMP_interface - mu) * dS/dP_j
+
+    (the energy part moves by ``LMP - mu``, the rest into the loss part), and the same for Q.
+
+    ``priced_at_lmp`` names feeders cleared against an interface price other than the one
+    the settlement finds (``tso_only``, ``centralized``: the market's LMP, before the DSO's
+    correction moved the imports) or whose schedule is the DSO's own clearing against a
+    price (``local``): one more MW of demand is served as that clearing would serve it, so
+    their published DLMPs are those of the feeder cleared against the settled interface LMP
+    (same DER room); the dispatch settled is the scheme's own.
     """
     dt = system.profiles.period_hours
     fids = list(results)
+    parties = ops
+    ops = {f: _feeder_data(system, f, ops[f]) for f in fids}
     T = len(next(iter(results.values())).interface_p_mw) if results else system.n_periods
-    imports = pd.DataFrame({f: results[f].interface_p_mw.to_numpy() for f in fids})
+    # the DSOs send their final imports; the TSO redispatches around what it received
+    imports = pd.DataFrame(ex.interface_schedules(
+        {f: results[f].interface_p_mw.to_numpy() for f in fids}, to_tso=True))
     if tso_result is None:
         market = TsoMarket(system, TsoOptions(periods=T),
                            view=fixed_interface_view(system, imports))
         tso_result = market.solve()
-        log.send("interface_schedule", "dsos", "tso", imports)
     interface = system.feeders.set_index("feeder_id").interface_bus
     lmp = tso_result.lmp
     iface_lmp = pd.DataFrame({f: lmp[int(interface[f])].to_numpy() for f in fids},
                              index=lmp.index)
+    results = dict(results)
+    for f, (sens_p, sens_q) in (schedule_follows or {}).items():
+        results[f] = _repriced(results[f], iface_lmp[f].to_numpy(), sens_p, sens_q)
+    for f in priced_at_lmp or []:
+        results[f] = _priced_view(system, f, parties[f], results[f],
+                                  iface_lmp[f].to_numpy())
     # costs
     tso_cost = float(tso_result.objective)
     ders_by_id = system.ders.set_index("der_id")
@@ -282,12 +318,69 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs]
         total_cost=tso_cost + sum(dso_costs.values()), tso_cost=tso_cost, dso_costs=dso_costs,
         der_revenues=der_rev, consumer_payments=payments, generator_revenues=gen_rev,
         rents=rents, interface_lmp=iface_lmp,
-        dlmp={f: results[f].dlmp_p for f in fids}, interface_schedules=imports,
-        violations=violations, curtailed_mwh=curtailed, messages=log.summary(),
+        dlmp={f: results[f].dlmp_p for f in fids},
+        dlmp_q={f: results[f].dlmp_q for f in fids},
+        dlmp_components={f: {**{f"p:{k}": v for k, v in results[f].dlmp_p_components.items()},
+                             **{f"q:{k}": v for k, v in results[f].dlmp_q_components.items()}}
+                         for f in fids},
+        interface_schedules=imports,
+        violations=violations, curtailed_mwh=curtailed, messages=ex.summary(),
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
         notes=list(notes or []),
     )
+
+
+def _repriced(result: DsoResult, lmp: np.ndarray, sens_p: pd.DataFrame,
+              sens_q: pd.DataFrame) -> DsoResult:
+    """``result`` with its DLMPs moved to the interface LMP ($/MWh per period) where its
+    schedule follows its demand with sensitivities ``sens_p``, ``sens_q`` (see
+    :func:`settle`)."""
+    shift = lmp - result.interface_marginal_price.to_numpy()
+    cols = result.dlmp_p.columns
+    sp_ = sens_p.reindex(columns=cols).to_numpy()
+    sq_ = sens_q.reindex(columns=cols).to_numpy()
+    if not (np.isfinite(sp_).all() and np.isfinite(sq_).all()):
+        raise ValueError("schedule sensitivities must cover every bus of the feeder")
+    out = copy.copy(result)
+    out.dlmp_p = result.dlmp_p + shift[:, None] * sp_
+    out.dlmp_q = result.dlmp_q + shift[:, None] * sq_
+    cp = dict(result.dlmp_p_components)
+    cq = dict(result.dlmp_q_components)
+    if cp:
+        cp["energy"] = cp["energy"] + shift[:, None]
+        cp["loss"] = cp["loss"] + shift[:, None] * (sp_ - 1.0)
+        cq["loss"] = cq["loss"] + shift[:, None] * sq_
+    out.dlmp_p_components, out.dlmp_q_components = cp, cq
+    out.interface_marginal_price = pd.Series(lmp, index=result.interface_marginal_price.index)
+    return out
+
+
+def _feeder_data(system: System, feeder_id: str, held: DsoOpf | FeederInputs | Dso
+                 ) -> DsoOpf | FeederInputs:
+    """What the settlement reads of a feeder (its data, not its solver): the model a DSO
+    party operated it with, else the feeder's inputs."""
+    if isinstance(held, Dso):
+        return held.model(feeder_id) or FeederInputs.of(held.system, feeder_id)
+    return held
+
+
+def _priced_view(system: System, feeder_id: str, held: DsoOpf | FeederInputs | Dso,
+                 result: DsoResult, lmp: np.ndarray) -> DsoResult:
+    """``result`` with the DLMPs (and their parts) of the feeder cleared against the
+    interface price ``lmp`` ($/MWh per period): by its DSO party (same DER room), else by a
+    fresh model with every DER free."""
+    if isinstance(held, Dso):
+        view = held.repriced(feeder_id, lmp)
+    else:
+        view = DsoOpf(system, feeder_id, DsoOptions(ac_check=False),
+                      Boundary(price=lmp)).solve()
+    out = copy.copy(result)
+    out.dlmp_p, out.dlmp_q = view.dlmp_p, view.dlmp_q
+    out.dlmp_p_components = view.dlmp_p_components
+    out.dlmp_q_components = view.dlmp_q_components
+    out.interface_marginal_price = view.interface_marginal_price
+    return out
 
 
 def _outcome_shortfalls(tso: TsoResult, results: dict[str, DsoResult],

@@ -1,7 +1,10 @@
-"""The coordination schemes other than ``common`` (see :mod:`tsodso.coordination`).
+"""The coordination schemes other than ``common`` and ``admm`` (see
+:mod:`tsodso.coordination`).
 
-Each is a protocol: the TSO and the DSOs own their models (:class:`TsoMarket`,
-:class:`DsoOpf`) and exchange only messages (logged with their size). All end in
+Each is a protocol between parties: the TSO clears its market (:class:`TsoMarket`), each
+DSO party (:class:`~tsodso.actors.dso.Dso`, holding only its feeder) clears or corrects its
+feeder, and everything one party learns from another arrives as a typed message through the
+bus (:class:`~tsodso.coordination.protocol.Exchange`). All end in
 :func:`~tsodso.coordination.outcome.settle`.
 """
 
@@ -14,15 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsodso.coordination.messages import MessageLog
+from tsodso.actors import MessageBus
+from tsodso.actors.dso import Dso
 from tsodso.coordination.outcome import Outcome, fixed_interface_view, settle
-from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
+from tsodso.coordination.protocol import Exchange
+from tsodso.dso.opf import DsoResult
+from tsodso.errors import TsodsoError
 from tsodso.model.system import System
 from tsodso.powerflow import FeederPowerFlow, der_injections
 from tsodso.tso import TsoMarket, TsoOptions
 from tsodso.tso.offers import der_availability, tso_view, uncontrolled_dispatch
-
-DSO_OPTIONS = DsoOptions(ac_check=False)
 
 
 def _interface_lmp(system: System, lmp: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -30,73 +34,101 @@ def _interface_lmp(system: System, lmp: pd.DataFrame) -> dict[str, np.ndarray]:
     return {f: lmp[int(bus[f])].to_numpy() for f in system.feeder_ids}
 
 
-def forecast_imports(system: System) -> pd.DataFrame:
+def dsos_of(system: System) -> dict[str, Dso]:
+    """One DSO party per feeder, each holding only its feeder's part of ``system``."""
+    return {f: Dso.of(system, [f], name=f) for f in system.feeder_ids}
+
+
+def forecast_imports(system: System, dsos: dict[str, Dso] | None = None) -> pd.DataFrame:
     """Each feeder's import (periods x feeder_id, MW) when nobody dispatches its DERs: the
-    DSO's forecast, from an AC power flow of loads and uncontrolled DER output."""
+    DSOs' forecasts (:meth:`Dso.forecast_import`)."""
+    dsos = dsos or dsos_of(system)
+    return pd.DataFrame({f: dsos[f].forecast_import(f) for f in system.feeder_ids})
+
+
+def forecast_sensitivity(system: System, feeder_id: str, eps_mw: float = 1e-3
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How the feeder's forecast import (:func:`forecast_imports`) moves with one more MW
+    (MVAr) of demand at each bus: ``dS/dP_j`` and ``dS/dQ_j`` (periods x bus_id, 1 plus the
+    marginal loss factor at the forecast's operating point), by forward differences of
+    ``eps_mw`` in one batch AC power flow (every period x bus perturbed at once)."""
     base = uncontrolled_dispatch(system)
-    out = {}
-    for f in system.feeder_ids:
-        ids = system.ders.der_id[system.ders.feeder_id == f]
-        inj_p, _ = der_injections(system, f, base[ids])
-        pf = FeederPowerFlow(system.feeder(f)).run_feeder_loads(inj_p, profiles=system.profiles)
-        out[f] = pf.substation_p_mw.to_numpy()
-    return pd.DataFrame(out)
+    ids = system.ders.der_id[system.ders.feeder_id == feeder_id]
+    inj_p, _ = der_injections(system, feeder_id, base[ids])
+    pf = FeederPowerFlow(system.feeder(feeder_id))
+    load_p, load_q = pf.feeder_loads(system.profiles)
+    buses = load_p.columns
+    inj = inj_p.reindex(columns=buses, fill_value=0.0).to_numpy()
+    T, n = load_p.shape
+    p0 = pf.run(load_p, load_q, inj).substation_p_mw.to_numpy()
+    out = []
+    for which in ("p", "q"):
+        lp = np.repeat(load_p.to_numpy()[:, None, :], n, axis=1)
+        lq = np.repeat(load_q.to_numpy()[:, None, :], n, axis=1)
+        bump = lp if which == "p" else lq
+        bump[:, np.arange(n), np.arange(n)] += eps_mw  # (period, perturbed bus, bus)
+        res = pf.run(lp.reshape(T * n, n), lq.reshape(T * n, n),
+                     np.repeat(inj, n, axis=0))
+        moved = res.substation_p_mw.to_numpy().reshape(T, n)
+        out.append(pd.DataFrame((moved - p0[:, None]) / eps_mw, columns=buses))
+    return out[0], out[1]
 
 
-def restrict_to_schedule(op: DsoOpf, schedule: pd.DataFrame) -> None:
-    """Hold a feeder's DERs to a market schedule (periods x der_id, MW): generation-like DERs
-    may only be curtailed below it and EV charging only reduced (unmet energy is priced at
-    the value of lost load); storage stays free for the DSO to redispatch at its cost. The
-    DSO corrects its feeder within that room, or sheds load at value of lost load."""
-    T = op.T
-    d = op.ders
-    sched = schedule.reindex(columns=d.der_id).to_numpy()[:T]
-    m = op.model
-    if len(op.g_idx):
-        lb, ub = op.pg_bounds
-        new_ub = np.minimum(ub, np.maximum(sched[:, op.g_idx], 0.0).ravel())
-        m.set_bounds(op.pg, lb=np.minimum(lb, new_ub), ub=new_ub)
-    if len(op.v_idx):
-        c = np.maximum(-sched[:, op.v_idx], 0).ravel()
-        m.set_bounds(op.evc, lb=np.zeros_like(c), ub=c)
+def _market_view(system: System, ex: Exchange) -> Any:
+    """The TSO's view of the DER offers, with each offer's availability as the aggregators
+    sent it (one availability schedule per aggregator)."""
+    view = tso_view(system, system.rules)
+    e = view.energy
+    if len(e.table):
+        e.p_max, e.p_min = ex.availability(e.table, np.nan_to_num(e.p_max, posinf=1e9),
+                                           np.nan_to_num(e.p_min, neginf=-1e9))
+    return view
 
 
 # ----------------------------------------------------------------------- tso_only
-def run_tso_only(system: System) -> Outcome:
+def run_tso_only(system: System, bus: MessageBus | None = None) -> Outcome:
     """DERs bid through aggregators into the TSO market; DSOs are not consulted. Afterwards
     each DSO checks the schedules with AC power flow and corrects its feeder."""
-    started = time.perf_counter()
-    log = MessageLog()
-    view = tso_view(system, system.rules)
-    log.send("bid", "aggregators", "tso", view.energy.p_max)
+    return _tso_then_dsos("tso_only", system, bus=bus)
+
+
+def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
+                   ex: Exchange | None = None, started: float | None = None) -> Outcome:
+    """The TSO market clears the aggregators' offers; each DSO receives its DERs' schedule
+    and the interface price, corrects its feeder and asks aggregators to curtail."""
+    started = time.perf_counter() if started is None else started
+    ex = ex or Exchange(system, scheme, bus)
+    view = _market_view(system, ex)
     tso = TsoMarket(system, TsoOptions(), view=view).solve()
-    schedule = tso.der_dispatch
-    log.send("dispatch", "tso", "aggregators", schedule)
-    lmp = _interface_lmp(system, tso.lmp)
-    ops, market, final = {}, {}, {}
+    schedule = ex.der_schedules(system, tso.der_dispatch)
+    lmp = ex.interface_prices(_interface_lmp(system, tso.lmp))
+    dsos = dsos_of(system)
+    agg = system.ders.set_index("der_id").aggregator_id
+    market, final = {}, {}
     for f in system.feeder_ids:
-        op = DsoOpf(system, f, DSO_OPTIONS, Boundary(price=lmp[f]))
-        ops[f] = op
-        restrict_to_schedule(op, schedule)
-        res = op.solve()
-        market[f] = _as_scheduled(op, res, schedule)
+        ids = list(system.ders.der_id[system.ders.feeder_id == f])
+        res = dsos[f].correct(f, schedule, lmp[f])
+        market[f] = _as_scheduled(res, schedule[ids])
         final[f] = res
-        if res.shed_mw.to_numpy().sum() > 1e-6 or _curtailed(op, res, schedule) > 1e-6:
-            log.send("curtailment_request", f"dso:{f}", "aggregators", res.der_p_mw)
-    return settle("tso_only", system, ops, final, log, started, market_dispatch=market)
+        if res.shed_mw.to_numpy().sum() > 1e-6 or _curtailed(res, schedule) > 1e-6:
+            ex.curtailment(f, res.der_p_mw, agg)
+    return settle(scheme, system, dsos, final, ex, started, market_dispatch=market,
+                  priced_at_lmp=system.feeder_ids)
 
 
-def _curtailed(op: DsoOpf, res: DsoResult, schedule: pd.DataFrame) -> float:
+def _curtailed(res: DsoResult, schedule: pd.DataFrame) -> float:
     cols = res.der_p_mw.columns
-    return float((schedule[cols].iloc[: op.T].to_numpy() - res.der_p_mw.to_numpy())
-                 .clip(min=0).sum())
+    T = len(res.der_p_mw)
+    return float((schedule.reindex(columns=cols, fill_value=0.0).iloc[:T].to_numpy()
+                  - res.der_p_mw.to_numpy()).clip(min=0).sum())
 
 
-def _as_scheduled(op: DsoOpf, res: DsoResult, schedule: pd.DataFrame) -> DsoResult:
+def _as_scheduled(res: DsoResult, schedule: pd.DataFrame) -> DsoResult:
     """The DSO result with DER outputs replaced by the market schedule (no shed, no Q): what
     the feeder would have seen without correction."""
     out = copy.copy(res)
-    out.der_p_mw = schedule[res.der_p_mw.columns].iloc[: op.T].set_axis(res.der_p_mw.index)
+    T = len(res.der_p_mw)
+    out.der_p_mw = schedule[res.der_p_mw.columns].iloc[:T].set_axis(res.der_p_mw.index)
     out.der_q_mvar = res.der_q_mvar * 0.0
     out.shed_mw = res.shed_mw * 0.0
     return out
@@ -105,61 +137,33 @@ def _as_scheduled(op: DsoOpf, res: DsoResult, schedule: pd.DataFrame) -> DsoResu
 # ------------------------------------------------------------------ centralized
 def prequalify(system: System, feeder_id: str, margin: float = 0.9
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """DSO prequalification: per-DER upper and lower limits (periods x der_id, MW) that the
-    feeder carries with every DER at its limit at once. Two LinDistFlow OPFs (energy limits
-    of storage and EVs lifted, so only the network binds): one maximises all injections
-    (generation, discharge) with nothing charging, one maximises all consumption
-    (charging) with nothing generating. Voltages and flows are monotone in the injections
-    there, so any dispatch between the two envelopes respects the grid (to LinDistFlow's
-    approximation, so ratings are derated by ``margin`` to cover losses and the AC
-    current; the AC check after the market reports any residue)."""
-    T = system.n_periods
-    system = copy.copy(system)
-    system.feeder_lines = system.feeder_lines.assign(
-        rating_mva=system.feeder_lines.rating_mva * margin)
-    d = system.ders[system.ders.feeder_id == feeder_id]
-    limits = []
-    for sign in (1.0, -1.0):
-        op = DsoOpf(system, feeder_id, DsoOptions(formulation="lindist", ac_check=False,
-                                                  decompose=False, allow_shed=False),
-                    Boundary(price=np.zeros(T)))
-        m = op.model
-        lb, ub = op.pg_bounds
-        if sign > 0:
-            m.set_cost(op.pg, np.full(len(op.pg), -op.dt))
-            m.set_cost(op.dis, np.full(len(op.dis), -op.dt))
-            m.set_bounds(op.ch, ub=np.zeros(len(op.ch)))
-            m.set_bounds(op.evc, ub=np.zeros(len(op.evc)))
-        else:
-            m.set_bounds(op.pg, lb=np.zeros_like(lb), ub=np.minimum(lb, 0) * 0)
-            m.set_bounds(op.dis, ub=np.zeros(len(op.dis)))
-            m.set_cost(op.ch, np.full(len(op.ch), -op.dt))
-            m.set_cost(op.evc, np.full(len(op.evc), -op.dt))
-        inf = np.full(len(op.e), np.inf)
-        m.set_bounds(op.e, lb=-inf, ub=inf)
-        m.set_bounds(op.eve, lb=-np.full(len(op.eve), np.inf), ub=np.full(len(op.eve), np.inf))
-        m.set_cost(op.ev_short, np.zeros(len(op.ev_short)))
-        res = op.solve()
-        limits.append(res.der_p_mw[d.der_id])
-    return limits[0], limits[1]
+    """DSO prequalification of a feeder's DERs (see :meth:`Dso.prequalify`)."""
+    return Dso.of(system, [feeder_id], name=feeder_id).prequalify(feeder_id, margin)
 
 
-def run_centralized(system: System) -> Outcome:
+def run_centralized(system: System, margin: float = 0.9, forecast: System | None = None,
+                    bus: MessageBus | None = None) -> Outcome:
     """The TSO clears DER bids within limits the DSOs prequalified; DSOs then check and
-    correct as in ``tso_only``."""
+    correct as in ``tso_only``.
+
+    ``margin`` derates feeder line ratings in the prequalification (see :func:`prequalify`).
+    ``forecast`` is what the DSOs prequalify on, ahead of the market (default: the system
+    itself, a perfect forecast); it must have the same feeders and DERs. The published
+    DLMPs are the marginal cost of the operation that follows, with the prequalified limits
+    held (they were sent before the market)."""
     started = time.perf_counter()
-    log = MessageLog()
+    ex = Exchange(system, "centralized", bus)
+    ahead = system if forecast is None else forecast
+    if forecast is not None and (forecast.feeder_ids != system.feeder_ids or list(
+            forecast.ders.der_id) != list(system.ders.der_id)):
+        raise TsodsoError("centralized: the forecast must have the system's feeders and DERs")
     capped = copy.deepcopy(system)
-    for f in system.feeder_ids:
-        upper, lower = prequalify(system, f)
-        log.send("prequalification_limit", f"dso:{f}", "tso", {"up": upper, "down": lower})
+    for f, party in dsos_of(ahead).items():
+        upper, lower = ex.prequalification(f, *party.prequalify(f, margin))
         _apply_limits(capped, upper, lower)
-    result = run_tso_only(capped)
-    # settle against the original system (the caps only shaped the market's offers)
-    result.scheme = "centralized"
-    result.messages = _merge_logs(log, result.messages)
-    result.wall_s = time.perf_counter() - started
-    return result
+    # the caps only shape the market's offers; the DSOs correct and the settlement runs
+    # on the capped DER data (same network, loads and costs)
+    return _tso_then_dsos("centralized", capped, ex=ex, started=started)
 
 
 def _apply_limits(system: System, upper: pd.DataFrame, lower: pd.DataFrame) -> None:
@@ -192,42 +196,39 @@ def _apply_limits(system: System, upper: pd.DataFrame, lower: pd.DataFrame) -> N
     system.profiles.series = series
 
 
-def _merge_logs(log: MessageLog, summary: pd.DataFrame) -> pd.DataFrame:
-    both = pd.concat([log.summary(), summary])
-    return both.groupby(level=0).sum()
-
-
 # ----------------------------------------------------------- shared_balancing
-def run_shared_balancing(system: System) -> Outcome:
+def run_shared_balancing(system: System, bus: MessageBus | None = None) -> Outcome:
     """The TSO fixes each interface schedule from the DSO's forecast (uncontrolled DERs,
     losses included); each DSO keeps it with its own resources."""
     started = time.perf_counter()
-    log = MessageLog()
-    ops, final = {}, {}
-    schedules = forecast_imports(system)
-    for f in system.feeder_ids:
-        log.send("availability_schedule", f"dso:{f}", "tso", schedules[f])
-    for f in system.feeder_ids:
-        sched = log.send("interface_schedule", "tso", f"dso:{f}", schedules[f].to_numpy())
-        op = DsoOpf(system, f, DSO_OPTIONS, Boundary(schedule_mw=sched))
-        ops[f] = op
-        final[f] = op.solve()
-    return settle("shared_balancing", system, ops, final, log, started)
+    ex = Exchange(system, "shared_balancing", bus)
+    dsos = dsos_of(system)
+    forecasts = ex.interface_schedules(
+        {f: dsos[f].forecast_import(f) for f in system.feeder_ids}, to_tso=True)
+    schedules = ex.interface_schedules(forecasts, to_tso=False)
+    final = {f: dsos[f].keep_schedule(f, schedules[f]) for f in system.feeder_ids}
+    # the schedule is the forecast of the feeder's own demand: it follows the demand
+    follows = {f: forecast_sensitivity(system, f) for f in system.feeder_ids}
+    return settle("shared_balancing", system, dsos, final, ex, started,
+                  schedule_follows=follows)
 
 
 # --------------------------------------------------------------- hierarchical
 def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 0.5,
-                     tol_price: float = 0.01, tol_mw: float = 1e-3) -> Outcome:
+                     tol_price: float = 0.01, tol_mw: float = 1e-3,
+                     bus: MessageBus | None = None) -> Outcome:
     """Price passing: the TSO clears with feeders as fixed loads and sends interface LMPs
     down; DSOs dispatch their DERs against them and send their imports up; repeat (imports
-    damped) until prices and quantities agree."""
+    damped) until prices and quantities agree. ``max_iterations=1`` is the single pass the
+    field describes (LMP -> DLMP once)."""
     started = time.perf_counter()
-    log = MessageLog()
-    T = system.n_periods
+    ex = Exchange(system, "hierarchical", bus)
     fids = system.feeder_ids
-    imports = forecast_imports(system)  # the DSOs' forecasts start the iteration
+    dsos = dsos_of(system)
+    # the DSOs' forecasts start the iteration
+    imports = pd.DataFrame(ex.interface_schedules(
+        {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True))
     market = TsoMarket(system, TsoOptions(), view=fixed_interface_view(system, imports))
-    ops = {f: DsoOpf(system, f, DSO_OPTIONS, Boundary(price=np.zeros(T))) for f in fids}
     rows = []
     prices_prev = None
     results: dict[str, DsoResult] = {}
@@ -235,13 +236,11 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
     k = 0
     for k in range(1, max_iterations + 1):
         tso = market.solve()
-        prices = _interface_lmp(system, tso.lmp)
-        for f in fids:
-            ops[f].set_price(log.send("price", "tso", f"dso:{f}", prices[f], k))
-            results[f] = ops[f].solve()
-        new = pd.DataFrame({f: results[f].interface_p_mw.to_numpy() for f in fids})
-        for f in fids:
-            log.send("interface_schedule", f"dso:{f}", "tso", new[f], k)
+        prices = ex.interface_prices(_interface_lmp(system, tso.lmp), k)
+        results = {f: dsos[f].clear_at_price(f, prices[f]) for f in fids}
+        new = pd.DataFrame(ex.interface_schedules(
+            {f: results[f].interface_p_mw.to_numpy() for f in fids}, to_tso=True,
+            iteration=k))
         gap_mw = float(np.abs(new.to_numpy() - imports.to_numpy()).max())
         gap_price = float("inf") if prices_prev is None else max(
             float(np.abs(prices[f] - prices_prev[f]).max()) for f in fids)
@@ -256,92 +255,93 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
     notes = [] if status == "optimal" else [
         f"did not converge in {max_iterations} iterations (last residuals: "
         f"{rows[-1]['quantity_residual_mw']:.4g} MW, {rows[-1]['price_residual']:.4g} $/MWh)"]
-    return settle("hierarchical", system, ops, results, log, started, iterations=k,
-                  residuals=pd.DataFrame(rows), notes=notes, status=status)
+    return settle("hierarchical", system, dsos, results, ex, started, iterations=k,
+                  residuals=pd.DataFrame(rows), notes=notes, status=status,
+                  priced_at_lmp=fids)
 
 
 # ----------------------------------------------------------------------- local
-def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0)) -> Outcome:
+def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0),
+              bus: MessageBus | None = None) -> Outcome:
     """DSOs first clear local markets against a price forecast (their congestion and voltage
     needs come first), then offer what flexibility remains to the TSO as an interface bid
     curve; the TSO clears those bids and the DSOs keep the resulting interface schedules."""
     started = time.perf_counter()
-    log = MessageLog()
+    ex = Exchange(system, "local", bus)
     fids = system.feeder_ids
-    forecast = run_tso_forecast(system)
-    prices = _interface_lmp(system, forecast.lmp)
+    dsos = dsos_of(system)
+    forecast = TsoMarket(system, TsoOptions(), view=fixed_interface_view(
+        system, pd.DataFrame(ex.interface_schedules(
+            {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True)))).solve()
+    prices = ex.interface_prices(_interface_lmp(system, forecast.lmp))
     base_import, steps = {}, {}
     for f in fids:
-        op = DsoOpf(system, f, DsoOptions(ac_check=False, decompose=False),
-                    Boundary(price=log.send("price", "tso", f"dso:{f}", prices[f])))
-        base = op.solve().interface_p_mw.to_numpy()
-        base_import[f] = base
-        curve = []
-        for level in levels:  # the feeder's interface response to other prices
-            op.set_price(prices[f] * level)
-            curve.append((level, op.solve().interface_p_mw.to_numpy()))
-        steps[f] = curve
-        log.send("bid", f"dso:{f}", "tso", {str(lv): q for lv, q in curve})
+        base_import[f], curve = dsos[f].price_response(f, prices[f], levels)
+        steps[f] = _offered_steps(ex, system, f, prices[f], base_import[f], curve)
     view = fixed_interface_view(system, pd.DataFrame(base_import))
-    view = _with_interface_bids(system, view, prices, base_import, steps)
+    view = _with_interface_bids(system, view, steps)
     tso = TsoMarket(system, TsoOptions(), view=view).solve()
     accepted = tso.offers
-    ops, final = {}, {}
+    schedules = {}
     for f in fids:
         cols = [c for c in accepted.columns if c.startswith(f"iface:{f}:")]
-        sched = base_import[f] - accepted[cols].to_numpy().sum(axis=1)
-        log.send("interface_schedule", "tso", f"dso:{f}", sched)
-        op = DsoOpf(system, f, DSO_OPTIONS, Boundary(schedule_mw=sched))
-        ops[f] = op
-        final[f] = op.solve()
-    return settle("local", system, ops, final, log, started)
+        schedules[f] = base_import[f] - accepted[cols].to_numpy().sum(axis=1)
+    schedules = ex.interface_schedules(schedules, to_tso=False)
+    final = {f: dsos[f].keep_schedule(f, schedules[f]) for f in fids}
+    # the schedule starts from the DSO's own clearing against the interface price (its base
+    # import), so one more MW of demand is served as that clearing serves it: the
+    # published DLMPs are those of the feeder cleared against the settled interface LMP
+    return settle("local", system, dsos, final, ex, started, priced_at_lmp=fids)
 
 
-def run_tso_forecast(system: System) -> Any:
-    """TSO clearing with feeders at their uncontrolled forecast (for price forecasts)."""
-    view = fixed_interface_view(system, forecast_imports(system))
-    return TsoMarket(system, TsoOptions(), view=view).solve()
+def _offered_steps(ex: Exchange, system: System, feeder_id: str, price: np.ndarray,
+                   base: np.ndarray, curve: list[tuple[float, np.ndarray]]
+                   ) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
+    """The feeder's interface response as offers sent to the TSO: above the forecast price,
+    import reductions offered at that price; below it, import increases bid at that price.
+    The offer price is the level times the feeder's mean forecast price over the horizon
+    (one price per offer)."""
+    steps = []
+    prev_up = np.zeros_like(base)
+    prev_dn = np.zeros_like(base)
+    mean = float(np.mean(price))
+    for level, q in sorted(curve):
+        delta = base - q  # > 0: the feeder imports less at this price
+        if level > 1:
+            size = np.maximum(delta - prev_up, 0)
+            prev_up = np.maximum(prev_up, delta)
+            steps.append((f"iface:{feeder_id}:up{level:g}", level * mean, size,
+                          np.zeros_like(size)))
+        else:
+            size = np.maximum(-delta - prev_dn, 0)
+            prev_dn = np.maximum(prev_dn, -delta)
+            steps.append((f"iface:{feeder_id}:dn{level:g}", level * mean,
+                          np.zeros_like(size), size))
+    interface = int(system.feeders.set_index("feeder_id").interface_bus[feeder_id])
+    return ex.interface_offers(feeder_id, interface, steps)
 
 
-def _with_interface_bids(system: System, view: Any, prices: dict[str, np.ndarray],
-                         base: dict[str, np.ndarray], steps: dict[str, list]) -> Any:
-    """Turn each feeder's interface response into TSO energy offers at its interface bus:
-    above the forecast price, import reductions offered at that price; below it, import
-    increases bid at that price (negative injections)."""
+def _with_interface_bids(system: System, view: Any,
+                         steps: dict[str, list[tuple[str, float, np.ndarray, np.ndarray]]]
+                         ) -> Any:
+    """Turn each feeder's interface offers (as the TSO received them) into TSO energy
+    offers at its interface bus: import reductions inject, import increases consume."""
     bus = system.feeders.set_index("feeder_id").interface_bus
     rows, pmax, pmin = [], [], []
-    for f, curve in steps.items():
-        prev_up = np.zeros_like(base[f])
-        prev_dn = np.zeros_like(base[f])
-        for level, q in sorted(curve):
-            delta = base[f] - q  # > 0: the feeder imports less at this price
-            if level > 1:
-                size = np.maximum(delta - prev_up, 0)
-                prev_up = np.maximum(prev_up, delta)
-                rows.append((f"iface:{f}:up{level:g}", f"dso:{f}", int(bus[f]), "interface",
-                             level, np.inf))
-                pmax.append(size)
-                pmin.append(np.zeros_like(size))
-            else:
-                size = np.maximum(-delta - prev_dn, 0)
-                prev_dn = np.maximum(prev_dn, -delta)
-                rows.append((f"iface:{f}:dn{level:g}", f"dso:{f}", int(bus[f]), "interface",
-                             level, np.inf))
-                pmax.append(np.zeros_like(size))
-                pmin.append(-size)
+    for f, offers in steps.items():
+        for offer_id, price, up, down in offers:
+            rows.append((offer_id, f"dso:{f}", int(bus[f]), "interface", price, np.inf))
+            pmax.append(up)
+            pmin.append(-down)
     table = pd.DataFrame(rows, columns=["offer_id", "aggregator_id", "bus_id", "kind",
-                                        "price_level", "budget_mwh"])
-    # the offer price is the level times the feeder's forecast price, per period: use the
-    # mean over the horizon for the TSO's single price per offer
-    table["price_per_mwh"] = [lvl * float(np.mean(prices[oid.split(":")[1]]))
-                              for oid, lvl in zip(table.offer_id, table.price_level,
-                                                  strict=True)]
-    view.energy.table = table.drop(columns="price_level")
+                                        "price_per_mwh", "budget_mwh"])
+    view.energy.table = table
     view.energy.p_max = np.column_stack(pmax) if pmax else np.zeros((system.n_periods, 0))
     view.energy.p_min = np.column_stack(pmin) if pmin else np.zeros((system.n_periods, 0))
     view.members = pd.DataFrame(columns=["der_id", "offer_id", "share"])
     return view
 
 
-__all__ = ["prequalify", "restrict_to_schedule", "run_centralized", "run_hierarchical",
-           "run_local", "run_shared_balancing", "run_tso_only", "forecast_imports"]
+__all__ = ["dsos_of", "forecast_imports", "forecast_sensitivity", "prequalify",
+           "run_centralized", "run_hierarchical", "run_local", "run_shared_balancing",
+           "run_tso_only"]

@@ -111,8 +111,9 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
     comps_p = {k: np.zeros((T, n)) for k in COMPONENTS}
     comps_q = {k: np.zeros((T, n)) for k in COMPONENTS}
     pi = _interface_price(op, sol, P[:, 0])
+    sens = None
     if op.options.decompose:
-        _decompose(op, sol, P, Q, L, V, pi, comps_p, comps_q, tightened)
+        sens = _decompose(op, sol, P, Q, L, V, pi, comps_p, comps_q, tightened)
     nr = np.arange(1, n)
     line_order = np.argsort(tr.line_ids[nr], kind="stable")
     line_cols = pd.Index(tr.line_ids[nr][line_order], name="line")
@@ -163,6 +164,8 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         interface_marginal_price=pd.Series(pi, index=periods),
         ev_shortfall_mwh=ev_short,
         shortfalls=shortfalls,
+        interface_sensitivity_p=None if sens is None else by_bus(sens[:, :n]),
+        interface_sensitivity_q=None if sens is None else by_bus(sens[:, n:]),
     )
 
 
@@ -183,7 +186,10 @@ def _cone_mu(sol: Any, cone: Any, T: int) -> np.ndarray:
 
 def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray,
                V: np.ndarray, pi: np.ndarray, cp: dict[str, np.ndarray],
-               cq: dict[str, np.ndarray], tightened: bool) -> None:
+               cq: dict[str, np.ndarray], tightened: bool) -> np.ndarray:
+    """Fill the components ``cp`` and ``cq``; return the physical sensitivity of the
+    interface import to each bus's demand, ``dP0/dP_j`` then ``dP0/dQ_j`` (T x 2n, tree
+    order): 1 plus the marginal loss factor."""
     tr, T, dt, n = op.tree, op.T, op.dt, op.tree.n
     nr = np.arange(1, n)
     z_v = sol.reduced_cost(op.V).reshape(T, n)[:, nr]  # d obj / d bound of v (non-root)
@@ -229,6 +235,7 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
     ys = splu(_jacobian_all(op, P, Q, L, V).T.tocsc()).solve(grads.reshape(T * k, 4))
     ys = ys.reshape(T, k, 4)
     at = np.r_[np.arange(n), n + np.arange(n)]  # rows of F1 (P) and F2 (Q)
+    sens = ys[:, at, 0]
     for t in range(T):
         y = ys[t]
         energy = np.r_[np.full(n, pi[t]), np.zeros(n)]
@@ -238,3 +245,4 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
         for name, part in (("energy", energy), ("loss", loss), ("congestion", cong),
                            ("voltage", voltage)):
             cp[name][t], cq[name][t] = part[:n], part[n:]
+    return sens

@@ -151,6 +151,11 @@ class DsoResult:
     timings: dict[str, float] = field(default_factory=dict)
     ac_check: dict[str, float] = field(default_factory=dict)
     shortfalls: Shortfalls = field(default_factory=Shortfalls)
+    #: dP0/dP_j and dP0/dQ_j (periods x bus): how the interface import moves with one more
+    #: MW (MVAr) of demand at each bus, physics only (1 + marginal loss factor); None when
+    #: the DLMPs were not decomposed
+    interface_sensitivity_p: pd.DataFrame | None = None
+    interface_sensitivity_q: pd.DataFrame | None = None
 
     @property
     def prices_valid(self) -> bool:

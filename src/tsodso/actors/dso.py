@@ -1,0 +1,180 @@
+"""The DSO party: it holds its feeders and the DERs on them, owns their OPF models and is the
+only code that changes them.
+
+A :class:`Dso` is built from its own view of the data (:meth:`Dso.of`: the system cut to
+its feeders, without the transmission grid) and answers the messages a scheme sends it:
+an interface price, an interface schedule, the market's DER schedule, or a request to
+prequalify its DERs. What it returns is what it would send back (its import, its limits,
+its dispatch): the scheme puts that into a message.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
+from tsodso.errors import TsodsoError
+from tsodso.model.system import System
+from tsodso.powerflow import FeederPowerFlow, der_injections
+from tsodso.tso.offers import uncontrolled_dispatch
+
+#: Options of the DSO's operating OPF (the AC check runs once, in the settlement).
+OPERATING = DsoOptions(ac_check=False)
+
+
+class Dso:
+    """One DSO and its feeders.
+
+    Parameters
+    ----------
+    name : str
+        The DSO's name (its party is ``dso:<name>``).
+    system : System
+        The DSO's view: its feeders, their DERs, profiles and rules, and no transmission
+        tables (:meth:`of` builds it). A view holding transmission buses is refused.
+    """
+
+    def __init__(self, name: str, system: System) -> None:
+        if len(system.grid.buses):
+            raise TsodsoError(f"DSO {name}: its view must not hold the transmission grid "
+                              "(build it with Dso.of)")
+        self.name = name
+        self.system = system
+        self.feeder_ids = list(system.feeder_ids)
+        self._models: dict[str, DsoOpf] = {}
+
+    @classmethod
+    def of(cls, system: System, feeder_ids: list[str], name: str | None = None) -> Dso:
+        """The DSO of ``feeder_ids``, holding only its part of ``system``."""
+        return cls(name or ",".join(feeder_ids), feeders_only(system, feeder_ids))
+
+    # ----------------------------------------------------------- what it sends
+    def forecast_import(self, feeder_id: str) -> np.ndarray:
+        """The feeder's import (MW per period) when nobody dispatches its DERs: an AC power
+        flow of its loads and the DERs' uncontrolled output."""
+        s = self.system
+        base = uncontrolled_dispatch(s)
+        ids = s.ders.der_id[s.ders.feeder_id == feeder_id]
+        inj_p, _ = der_injections(s, feeder_id, base[ids])
+        pf = FeederPowerFlow(s.feeder(feeder_id)).run_feeder_loads(inj_p, profiles=s.profiles)
+        return pf.substation_p_mw.to_numpy()
+
+    def prequalify(self, feeder_id: str, margin: float = 0.9
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per-DER upper and lower limits (periods x der_id, MW) that the feeder carries
+        with every DER at its limit at once. Two LinDistFlow OPFs (energy limits of storage
+        and EVs lifted, so only the network binds): one maximises all injections
+        (generation, discharge) with nothing charging, one maximises all consumption
+        (charging) with nothing generating. Voltages and flows are monotone in the
+        injections there, so any dispatch between the two envelopes respects the grid (to
+        LinDistFlow's approximation, so ratings are derated by ``margin`` to cover losses
+        and the AC current; the AC check after the market reports any residue)."""
+        system = copy.copy(self.system)
+        system.feeder_lines = system.feeder_lines.assign(
+            rating_mva=system.feeder_lines.rating_mva * margin)
+        T = system.n_periods
+        d = system.ders[system.ders.feeder_id == feeder_id]
+        limits = []
+        for sign in (1.0, -1.0):
+            op = DsoOpf(system, feeder_id, DsoOptions(formulation="lindist", ac_check=False,
+                                                      decompose=False, allow_shed=False),
+                        Boundary(price=np.zeros(T)))
+            m = op.model
+            lb, _ = op.pg_bounds
+            if sign > 0:
+                m.set_cost(op.pg, np.full(len(op.pg), -op.dt))
+                m.set_cost(op.dis, np.full(len(op.dis), -op.dt))
+                m.set_bounds(op.ch, ub=np.zeros(len(op.ch)))
+                m.set_bounds(op.evc, ub=np.zeros(len(op.evc)))
+            else:
+                m.set_bounds(op.pg, lb=np.zeros_like(lb), ub=np.minimum(lb, 0) * 0)
+                m.set_bounds(op.dis, ub=np.zeros(len(op.dis)))
+                m.set_cost(op.ch, np.full(len(op.ch), -op.dt))
+                m.set_cost(op.evc, np.full(len(op.evc), -op.dt))
+            inf = np.full(len(op.e), np.inf)
+            m.set_bounds(op.e, lb=-inf, ub=inf)
+            m.set_bounds(op.eve, lb=-np.full(len(op.eve), np.inf),
+                         ub=np.full(len(op.eve), np.inf))
+            m.set_cost(op.ev_short, np.zeros(len(op.ev_short)))
+            res = op.solve()
+            limits.append(res.der_p_mw[d.der_id])
+        return limits[0], limits[1]
+
+    # --------------------------------------------------------- what it clears
+    def model(self, feeder_id: str) -> DsoOpf | None:
+        """The feeder's operating model, if one was built (read only for others)."""
+        return self._models.get(feeder_id)
+
+    def clear_at_price(self, feeder_id: str, price: np.ndarray,
+                       options: DsoOptions = OPERATING) -> DsoResult:
+        """Dispatch the feeder against an interface price ($/MWh per period); the model is
+        built once and re-priced on later calls with the same options."""
+        op = self._models.get(feeder_id)
+        if op is None or op.schedule_row is not None or op.options != options:
+            op = DsoOpf(self.system, feeder_id, options, Boundary(price=price))
+            self._models[feeder_id] = op
+        else:
+            op.set_price(price)
+        return op.solve()
+
+    def keep_schedule(self, feeder_id: str, schedule_mw: np.ndarray) -> DsoResult:
+        """Dispatch the feeder to keep an interface schedule (import, MW per period) with
+        its own resources, or shed load at value of lost load."""
+        op = DsoOpf(self.system, feeder_id, OPERATING, Boundary(schedule_mw=schedule_mw))
+        self._models[feeder_id] = op
+        return op.solve()
+
+    def correct(self, feeder_id: str, der_schedule: pd.DataFrame, price: np.ndarray
+                ) -> DsoResult:
+        """Correct the market's DER schedule (periods x der_id, MW) on the feeder, paying
+        ``price`` ($/MWh per period) for imports: generation-like DERs may only be curtailed
+        below their schedule and EV charging only reduced (unmet energy is priced at the
+        value of lost load); storage stays free for the DSO to redispatch at its cost. The
+        DSO corrects within that room, or sheds load at value of lost load."""
+        op = DsoOpf(self.system, feeder_id, OPERATING, Boundary(price=price))
+        sched = der_schedule.reindex(columns=op.ders.der_id).to_numpy()[: op.T]
+        if np.isnan(sched).any():
+            raise TsodsoError(f"DSO {self.name}: the DER schedule of feeder {feeder_id} "
+                              "misses DERs of the feeder")
+        m = op.model
+        if len(op.g_idx):
+            lb, ub = op.pg_bounds
+            new_ub = np.minimum(ub, np.maximum(sched[:, op.g_idx], 0.0).ravel())
+            m.set_bounds(op.pg, lb=np.minimum(lb, new_ub), ub=new_ub)
+        if len(op.v_idx):
+            c = np.maximum(-sched[:, op.v_idx], 0).ravel()
+            m.set_bounds(op.evc, lb=np.zeros_like(c), ub=c)
+        self._models[feeder_id] = op
+        return op.solve()
+
+    def price_response(self, feeder_id: str, price: np.ndarray, levels: tuple[float, ...]
+                       ) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:
+        """The feeder's import (MW per period) cleared against ``price`` ($/MWh per
+        period), and its import at each multiple ``levels`` of that price: the interface bid
+        curve the DSO can offer."""
+        options = DsoOptions(ac_check=False, decompose=False)
+        op = DsoOpf(self.system, feeder_id, options, Boundary(price=price))
+        base = op.solve().interface_p_mw.to_numpy()
+        curve = []
+        for level in levels:
+            op.set_price(np.asarray(price) * level)
+            curve.append((level, op.solve().interface_p_mw.to_numpy()))
+        return base, curve
+
+    def repriced(self, feeder_id: str, price: np.ndarray) -> DsoResult:
+        """The feeder's operating model (same DER room) cleared against another interface
+        price ($/MWh per period) — the prices of one more unit of demand there; a fresh
+        price-cleared model where the feeder was held to a schedule. The model keeps its
+        own price afterwards."""
+        op = self._models.get(feeder_id)
+        if op is None or op.schedule_row is not None or op.steps is not None:
+            return DsoOpf(self.system, feeder_id, OPERATING, Boundary(price=price)).solve()
+        keep = op.price_vec.copy()
+        op.set_price(price)
+        try:
+            return op.solve()
+        finally:
+            op.set_price(keep)

@@ -1,0 +1,197 @@
+"""The messages of one scheme run: built typed, sent through the bus, read by the recipient.
+
+A scheme never hands one party's numbers to another directly: the sender builds a typed
+message (:mod:`tsodso.actors.messages`), the :class:`~tsodso.actors.MessageBus` logs it
+(committed) and delivers it, and the recipient's side of the scheme takes it from its inbox
+and uses what it holds (:meth:`Exchange.post` returns the delivered messages as the
+recipient read them). The log's counts and bytes are therefore those of the protocol the
+code follows.
+
+Parties: the TSO is ``tso``; each feeder's DSO is ``dso:<feeder_id>``; aggregators are
+``aggregator:<aggregator_id>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tsodso.actors import (
+    DerSchedule,
+    InterfacePrice,
+    InterfaceSchedule,
+    Message,
+    MessageBus,
+    Offer,
+    Party,
+    PrequalificationLimits,
+    Price,
+    new_envelope,
+)
+from tsodso.actors.messages import AvailabilitySchedule, CurtailmentRequest
+from tsodso.model.system import System
+
+TSO = Party.tso()
+
+
+def dso(feeder_id: str) -> Party:
+    """The DSO party of a feeder."""
+    return Party.dso(feeder_id)
+
+
+def aggregator(aggregator_id: str) -> Party:
+    """An aggregator party (``(none)`` for DERs without one)."""
+    return Party.aggregator(aggregator_id or "(none)")
+
+
+class Exchange:
+    """Builds, sends and receives the messages of one scheme run on ``system``.
+
+    Parameters
+    ----------
+    system : System
+        Gives the horizon (periods) and period length every envelope carries.
+    scheme : str
+        Logged with every message.
+    bus : MessageBus, optional
+        Where messages go (and are logged); a new bus with an in-memory log if omitted.
+    """
+
+    def __init__(self, system: System, scheme: str, bus: MessageBus | None = None) -> None:
+        self.T = system.n_periods
+        self.dt = system.profiles.period_hours
+        self.scheme = scheme
+        self._owns = bus is None
+        self.bus = bus if bus is not None else MessageBus(scheme=scheme)
+        if not self._owns:
+            self.bus.scheme = scheme
+
+    def _env(self, sender: Party, recipient: Party, iteration: int = 0,
+             periods: int | None = None):  # noqa: ANN202 - an Envelope
+        return new_envelope(sender, recipient, periods=periods or self.T,
+                            period_hours=self.dt, sim_time=self.scheme, iteration=iteration)
+
+    def post(self, messages: Sequence[Message]) -> list[Message]:
+        """Send ``messages`` (one committed batch) and return them as each recipient takes
+        them from its inbox."""
+        delivered = self.bus.send_all(messages)
+        taken: list[Message] = []
+        for party in dict.fromkeys(m.envelope.recipient for m in delivered):
+            taken += self.bus.receive(party)
+        order = {m.envelope.id: i for i, m in enumerate(delivered)}
+        return sorted(taken, key=lambda m: order.get(m.envelope.id, len(order)))
+
+    # ------------------------------------------------------------- builders
+    def interface_prices(self, prices: dict[str, np.ndarray], iteration: int = 0
+                         ) -> dict[str, np.ndarray]:
+        """TSO -> each DSO: interface price ($/MWh per period); returns what each DSO
+        received, $/MWh."""
+        msgs = [InterfacePrice(self._env(TSO, dso(f), iteration), feeder_id=f,
+                               price=Price(np.asarray(p, dtype=float), self.dt))
+                for f, p in prices.items()]
+        return {m.feeder_id: np.array(m.price.values_per_mwh)
+                for m in self.post(msgs)}  # type: ignore[attr-defined]
+
+    def interface_schedules(self, schedules: dict[str, np.ndarray], to_tso: bool,
+                            iteration: int = 0) -> dict[str, np.ndarray]:
+        """Interface schedules (import into each feeder, MW per period), DSOs -> TSO
+        (``to_tso``) or TSO -> DSOs; returns what the recipients received."""
+        msgs = [InterfaceSchedule(self._env(dso(f), TSO, iteration) if to_tso
+                                  else self._env(TSO, dso(f), iteration),
+                                  feeder_id=f, p_mw=np.asarray(s, dtype=float))
+                for f, s in schedules.items()]
+        return {m.feeder_id: np.array(m.p_mw) for m in self.post(msgs)}  # type: ignore[attr-defined]
+
+    def prequalification(self, feeder_id: str, upper: pd.DataFrame, lower: pd.DataFrame
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """DSO -> TSO: per-DER limits (periods x der_id, MW); returns what the TSO
+        received."""
+        msg = PrequalificationLimits(self._env(dso(feeder_id), TSO),
+                                     der_ids=tuple(map(str, upper.columns)),
+                                     upper_mw=upper.to_numpy(), lower_mw=lower.to_numpy())
+        got = self.post([msg])[0]
+        cols = list(got.der_ids)  # type: ignore[attr-defined]
+        return (pd.DataFrame(np.array(got.upper_mw), columns=cols),  # type: ignore[attr-defined]
+                pd.DataFrame(np.array(got.lower_mw), columns=cols))  # type: ignore[attr-defined]
+
+    def availability(self, offers: pd.DataFrame, p_max: np.ndarray, p_min: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Aggregators -> TSO: the availability of each energy offer (columns of ``p_max``
+        and ``p_min``, MW per period, offers in the rows of ``offers``), one message per
+        aggregator; returns the limits as the TSO received them (same layout)."""
+        hi = np.array(p_max, dtype=float)
+        lo = np.array(p_min, dtype=float)
+        msgs = []
+        owners = offers.aggregator_id.fillna("").astype(str).to_numpy()
+        for a in dict.fromkeys(owners):
+            cols = np.flatnonzero(owners == a)
+            msgs.append(AvailabilitySchedule(
+                self._env(aggregator(a), TSO),
+                resource_ids=tuple(map(str, offers.offer_id.to_numpy()[cols])),
+                p_max_mw=hi[:, cols], p_min_mw=lo[:, cols]))
+        out_hi, out_lo = np.zeros_like(hi), np.zeros_like(lo)
+        where = {o: i for i, o in enumerate(map(str, offers.offer_id))}
+        for m in self.post(msgs):
+            cols = [where[r] for r in m.resource_ids]  # type: ignore[attr-defined]
+            out_hi[:, cols] = m.p_max_mw  # type: ignore[attr-defined]
+            out_lo[:, cols] = m.p_min_mw  # type: ignore[attr-defined]
+        return out_hi, out_lo
+
+    def der_schedules(self, system: System, schedule: pd.DataFrame) -> pd.DataFrame:
+        """TSO -> each DSO: the market schedule of the DERs on its feeder (periods x
+        der_id, MW, + = injection); returns the schedules as the DSOs received them."""
+        ders = system.ders
+        msgs = []
+        for f in system.feeder_ids:
+            ids = [d for d in ders.der_id[ders.feeder_id == f] if d in schedule.columns]
+            if ids:
+                msgs.append(DerSchedule(self._env(TSO, dso(f)), der_ids=tuple(ids),
+                                        p_mw=schedule[ids].to_numpy()[: self.T]))
+        parts = [pd.DataFrame(np.array(m.p_mw), columns=list(m.der_ids))  # type: ignore[attr-defined]
+                 for m in self.post(msgs)]
+        return pd.concat(parts, axis=1) if parts else schedule.iloc[:, :0]
+
+    def curtailment(self, feeder_id: str, result_p: pd.DataFrame,
+                    aggregators: pd.Series) -> None:
+        """DSO -> each aggregator whose DERs it held below their schedule: the caps
+        (periods x der_id, MW)."""
+        msgs = []
+        for a in dict.fromkeys(aggregators.reindex(result_p.columns).fillna("")):
+            ids = [d for d in result_p.columns if (aggregators.get(d, "") or "") == a]
+            msgs.append(CurtailmentRequest(self._env(dso(feeder_id), aggregator(a)),
+                                           der_ids=tuple(map(str, ids)),
+                                           p_max_mw=result_p[ids].to_numpy()))
+        self.post(msgs)
+
+    def interface_offers(self, feeder_id: str, bus_id: int,
+                         steps: list[tuple[str, float, np.ndarray, np.ndarray]]
+                         ) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
+        """DSO -> TSO: the feeder's interface bid curve as offers at its interface bus, one
+        per step: (offer_id, price $/MWh, up MW, down MW per period) with ``up`` an import
+        reduction and ``down`` an import increase; returns them as the TSO received them."""
+        msgs = []
+        for offer_id, price, up, down in steps:
+            direction = "up" if np.any(up > 0) or not np.any(down > 0) else "down"
+            qty = up if direction == "up" else down
+            msgs.append(Offer(self._env(dso(feeder_id), TSO), offer_id=offer_id,
+                              bus_id=int(bus_id), direction=direction,
+                              price_per_mwh=np.full((self.T, 1), float(price)),
+                              quantity_mw=np.asarray(qty, dtype=float)[:, None]))
+        out = []
+        for m in self.post(msgs):
+            q = np.array(m.quantity_mw)[:, 0]  # type: ignore[attr-defined]
+            zero = np.zeros_like(q)
+            up, down = (q, zero) if m.direction == "up" else (zero, q)  # type: ignore[attr-defined]
+            out.append((m.offer_id, float(m.price_per_mwh[0, 0]), up, down))  # type: ignore[attr-defined]
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """Count and bytes of this run's messages by kind."""
+        return self.bus.summary()
+
+    def close(self) -> None:
+        """Close the bus if this exchange created it."""
+        if self._owns:
+            self.bus.close()
