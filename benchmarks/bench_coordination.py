@@ -14,7 +14,9 @@ solve: ``keep_solvers=False``). Every run is a fresh Python process, so no run i
 another's memory; a thread samples the summed resident memory of that process and its
 children (the Dask workers) every 0.2 s. Prints wall time, time per feeder, ADMM iterations,
 the gap to ``common``, the largest interface-schedule difference to in-process ``admm`` and
-the peak memory, then the Dask speed-ups (1 worker against 2, in process against 2).
+the peak memory, the messages exchanged (count, and count and bytes per iteration: every
+message goes through the bus and its log), then the Dask speed-ups (1 worker against 2, in
+process against 2).
 """
 
 from __future__ import annotations
@@ -110,7 +112,13 @@ def child(feeders: int, run: str) -> dict:
         if executor is not None:
             executor.close()
     schedule = out.interface_schedules
+    msgs = out.messages
+    count = int(msgs["count"].sum()) if len(msgs) else 0
+    size = int(msgs["bytes"].sum()) if len(msgs) else 0
     return {"feeders": len(system.feeder_ids), "run": run, "wall_s": wall,
+            "messages": count, "message_bytes": size,
+            "messages_per_iteration": count / max(out.iterations, 1),
+            "bytes_per_iteration": size / max(out.iterations, 1),
             "iterations": out.iterations, "total_cost": out.total_cost,
             "peak_rss_gb": mem.peak / 1e9, "status": out.status,
             "schedule": np.asarray(schedule.to_numpy(), dtype=float).round(9).tolist()}
@@ -155,6 +163,8 @@ def main() -> None:
                 r["max_schedule_diff_mw"] = float(np.abs(diff).max())
             extra = [f"{key} {r[key]:.2e}" for key in ("gap_to_common_pct", "max_schedule_diff_mw")
                      if key in r]
+            extra.append(f"messages {r['messages']} ({r['messages_per_iteration']:.0f} and "
+                         f"{r['bytes_per_iteration'] / 1e3:.1f} kB per iteration)")
             if extra:
                 print(f"{'':>8} {run:>11} " + ", ".join(extra))
             figures.append({key: v for key, v in r.items() if key != "schedule"})

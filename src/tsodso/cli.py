@@ -1,5 +1,5 @@
-"""The ``tsodso`` command line: ``run``, ``show``, ``scenarios``, ``inspect``, ``schema``,
-``export``.
+"""The ``tsodso`` command line: ``run``, ``show``, ``log``, ``compare``, ``schemes``,
+``scenarios``, ``inspect``, ``schema``, ``export`` and the single-model commands.
 
 Every command takes ``--json`` for machine-readable output. Errors print one line and exit
 with status 1 (2 for usage errors); ``--debug`` shows the traceback instead.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -19,6 +20,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tsodso.errors import SolveError, TsodsoError, ValidationError
 from tsodso.resources import check_periods
@@ -107,6 +109,56 @@ def scenarios(json_out: JsonOpt = False) -> None:
     for name, text in found.items():
         table.add_row(name, text)
     console.print(table)
+
+
+def _first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring's first paragraph, on one line, without RST
+    markup."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    match = re.match(r"(.+?[.!?])(\s|$)", paragraph)
+    return (match.group(1) if match else paragraph).replace("``", "")
+
+
+def _scheme_catalogue() -> dict[str, Any]:
+    """Every scheme: one-line description, options (name, default, type, whether ``--set``
+    sets it) and what crosses the TSO-DSO boundary (``VISIBILITY``)."""
+    from tsodso.coordination import SCHEMES, VISIBILITY
+
+    return {name: {"description": _first_sentence(func.__doc__),
+                   "options": _option_specs(name),
+                   "tso_sees": VISIBILITY[name]["tso_sees"],
+                   "dso_sees": VISIBILITY[name]["dso_sees"],
+                   "messages": list(VISIBILITY[name]["messages"])}
+            for name, func in SCHEMES.items()}
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@app.command()
+def schemes(json_out: JsonOpt = False) -> None:
+    """List the coordination schemes: what each does, its options (set them with run --set
+    SCHEME.OPTION=VALUE) and what the TSO and a DSO see of each other."""
+    found = _guard(_scheme_catalogue)
+    if json_out:
+        _emit_json(found)
+        return
+    table = Table("scheme", "what it does; options (run --set SCHEME.OPTION=VALUE); what "
+                  "crosses the TSO-DSO boundary", box=box.SIMPLE_HEAD, show_lines=True)
+    for name, info in found.items():
+        options = ", ".join(f"{o['name']}={_default_text(o['default'])} ({o['type']})"
+                            for o in info["options"] if o["settable"]) or "none"
+        table.add_row(Text(name, style="bold"), Text("\n".join([
+            info["description"], f"options: {options}", f"TSO sees: {info['tso_sees']}",
+            f"DSO sees: {info['dso_sees']}", f"messages: {', '.join(info['messages'])}"])))
+    console.print(table)
+    console.print("Every scheme also takes bus= (a tsodso.actors.MessageBus) from Python; "
+                  "run --out logs every message in DIR/log.sqlite. admm's executor and "
+                  "keep_solvers follow --workers, --scheduler and --low-memory; centralized's "
+                  "forecast is a System, given from Python. --json lists every option.")
 
 
 @app.command()
@@ -448,6 +500,119 @@ def _scheme_names(schemes: list[str] | None, workers: int | None, scheduler: str
     return names
 
 
+#: Scheme options the command line does not set, and why.
+_NOT_FROM_CLI = {
+    "executor": "admm's executor follows --workers / --scheduler",
+    "keep_solvers": "admm's solvers are freed by --low-memory",
+    "bus": "run --out logs every scheme's messages in DIR/log.sqlite",
+    "forecast": "a System: pass it from Python (tsodso.run_scheme)",
+}
+
+
+def _parse_int(text: str) -> int:
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError("an integer")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("a number") from None
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.lower()
+    if word in {"true", "1", "yes"}:
+        return True
+    if word in {"false", "0", "no"}:
+        return False
+    raise ValueError("true or false (also 1/0, yes/no)")
+
+
+def _parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError("comma-separated numbers, e.g. 0.5,0.8,1.25,2") from None
+
+
+#: How a ``--set`` value is read, by the option's annotated type.
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": _parse_int, "float": _parse_float, "bool": _parse_bool,
+    "tuple[float, ...]": _parse_floats,
+}
+
+
+def _option_specs(name: str) -> list[dict[str, Any]]:
+    """Scheme ``name``'s options: name, default, annotated type and whether ``--set`` can
+    set it (with the reason when it cannot), from the scheme function's signature."""
+    import inspect as _inspect
+
+    from tsodso.coordination import SCHEMES, scheme_options
+
+    params = _inspect.signature(SCHEMES[name]).parameters
+    specs = []
+    for option in scheme_options(name):
+        param = params[option]
+        default = None if param.default is param.empty else param.default
+        kind = param.annotation
+        if kind is param.empty:
+            kind = type(default).__name__
+        elif not isinstance(kind, str):
+            kind = getattr(kind, "__name__", str(kind))
+        settable = option not in _NOT_FROM_CLI and kind in _PARSERS
+        specs.append({"name": option, "default": default, "type": kind,
+                      "settable": settable,
+                      "note": None if settable else _NOT_FROM_CLI.get(
+                          option, f"a {kind} cannot be given as text")})
+    return specs
+
+
+def _scheme_settings(sets: list[str] | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set SCHEME.OPTION=VALUE`` items as options by scheme, each value read by its
+    option's type and checked (``check_scheme_options``). Refuses, with one line, a
+    malformed item, an unknown scheme or one not run, an unknown option or one the command
+    line does not set, an option given twice and a malformed or invalid value."""
+    from tsodso.coordination import SCHEMES, check_scheme_options
+
+    settings: dict[str, dict[str, Any]] = {}
+    for item in sets or []:
+        key, sep, text = item.partition("=")
+        scheme, dot, option = key.strip().partition(".")
+        if not sep or not dot or not scheme or not option:
+            raise TsodsoError(f"--set '{item}': expected SCHEME.OPTION=VALUE, e.g. "
+                              "admm.rho=10")
+        if scheme not in SCHEMES:
+            raise TsodsoError(f"--set {key}: unknown scheme '{scheme}'; schemes: "
+                              f"{', '.join(SCHEMES)}")
+        if scheme not in names:
+            raise TsodsoError(f"--set {key}: scheme '{scheme}' is not run; add --scheme "
+                              f"{scheme} or drop the --set")
+        specs = {spec["name"]: spec for spec in _option_specs(scheme)}
+        valid = [n for n, spec in specs.items() if spec["settable"]]
+        if option not in specs:
+            raise TsodsoError(f"--set {key}: scheme '{scheme}' has no option '{option}'; "
+                              f"its options: {', '.join(valid) or 'none'}")
+        spec = specs[option]
+        if not spec["settable"]:
+            raise TsodsoError(f"--set {key}: not settable from the command line "
+                              f"({spec['note']}); its options: {', '.join(valid) or 'none'}")
+        if option in settings.get(scheme, {}):
+            raise TsodsoError(f"--set {key} is given twice")
+        try:
+            value = _PARSERS[spec["type"]](text.strip())
+        except ValueError as err:
+            raise TsodsoError(f"--set {key}: {text.strip()!r} is not {err}") from None
+        try:
+            check_scheme_options(scheme, {option: value})
+        except TsodsoError as err:
+            raise TsodsoError(f"--set {key}: {err}") from None
+        settings.setdefault(scheme, {})[option] = value
+    return settings
+
+
 def _coordination_system(scenario: str) -> Any:
     """The scenario, which must have feeders for the coordination schemes."""
     from tsodso.io import load
@@ -461,23 +626,32 @@ def _coordination_system(scenario: str) -> Any:
 
 def _run_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
                  scheduler: str | None, low_memory: bool = False,
-                 system: Any = None) -> dict[str, Any]:
+                 system: Any = None, sets: list[str] | None = None) -> dict[str, Any]:
     """Run the schemes and return their comparison (see ``comparison_rows``)."""
     from tsodso.coordination.run_folder import comparison_rows
 
-    system, outcomes = _solve_schemes(scenario, schemes, workers, scheduler, low_memory,
-                                      system)
+    names = _scheme_names(schemes, workers, scheduler, low_memory)
+    settings = _scheme_settings(sets, names)
+    system, outcomes = _solve_schemes(scenario, names, workers, scheduler, low_memory,
+                                      system, settings)
     return comparison_rows(outcomes, scenario, system.description)
 
 
 def _solve_schemes(scenario: str, schemes: list[str] | None, workers: int | None,
                    scheduler: str | None, low_memory: bool = False,
-                   system: Any = None) -> tuple[Any, dict[str, Any]]:
-    """The system and, in the order asked, each scheme's Outcome or its SolveError."""
+                   system: Any = None, settings: dict[str, dict[str, Any]] | None = None,
+                   log: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The system and, in the order asked, each scheme's Outcome or its SolveError.
+
+    ``settings`` are scheme options by scheme (see :func:`_scheme_settings`); with ``log``
+    (a :class:`tsodso.actors.MessageLog`) every scheme logs its messages there, each through
+    its own bus, else each scheme has its own in-memory log."""
+    from tsodso.actors import MessageBus
     from tsodso.coordination import run_scheme
     from tsodso.parallel import InProcessExecutor, make_executor
 
     names = _scheme_names(schemes, workers, scheduler, low_memory)
+    settings = settings or {}
     system = _coordination_system(scenario) if system is None else system
     # only admm uses the executor: no cluster is started or reached for the other schemes
     executor = (make_executor(workers, scheduler) if "admm" in names
@@ -488,6 +662,9 @@ def _solve_schemes(scenario: str, schemes: list[str] | None, workers: int | None
         for name in order:
             extra = ({"executor": executor, "keep_solvers": False if low_memory else None}
                      if name == "admm" else {})
+            extra.update(settings.get(name, {}))
+            if log is not None:
+                extra["bus"] = MessageBus(log, scheme=name)
             try:
                 outcomes[name] = run_scheme(system, name, **extra)
             except SolveError as err:  # this scheme has no answer; the others still run
@@ -549,6 +726,10 @@ SchedulerOpt = Annotated[str | None, typer.Option(help="Address [tcp://]HOST:POR
 LowMemoryOpt = Annotated[bool, typer.Option(help="ADMM frees every feeder's solver after each "
                                             "solve (default: each process keeps solvers "
                                             "within 2 GB and frees the rest's).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="SCHEME.OPTION=VALUE",
+    help="A scheme option, e.g. admm.rho=10, hierarchical.max_iterations=1, "
+         "local.levels=0.5,0.8,1.25,2 (repeat for several; tsodso schemes lists them).")]
 
 
 @app.command()
@@ -563,14 +744,16 @@ def run(
                                                           "with tsodso show).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write --out into a non-empty folder "
                                                         "(replacing the run in it).")] = False,
+    sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run coordination schemes on a scenario and compare them (all schemes by default)."""
     if out is None:
-        result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler, low_memory))
+        result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler, low_memory,
+                                             sets=sets))
     else:
         result = _guard(lambda: _run_to_folder(scenario, scheme, workers, scheduler,
-                                               low_memory, out, force))
+                                               low_memory, out, force, sets))
     if json_out:
         _emit_json(result)
         if out is not None:
@@ -584,17 +767,26 @@ def run(
 
 def _run_to_folder(scenario: str, schemes: list[str] | None, workers: int | None,
                    scheduler: str | None, low_memory: bool, out: str,
-                   force: bool) -> dict[str, Any]:
+                   force: bool, sets: list[str] | None = None) -> dict[str, Any]:
     """``run --out``: options, scenario and folder checked before anything runs, then the
-    run, its run folder and its comparison."""
+    run (every scheme's messages logged in ``out/log.sqlite``), its run folder and its
+    comparison."""
+    from tsodso.actors import LOG_FILE_NAME, MessageLog
     from tsodso.coordination.run_folder import comparison_rows, prepare_run_folder, write_run
 
     names = _scheme_names(schemes, workers, scheduler, low_memory)
+    settings = _scheme_settings(sets, names)
     system = _coordination_system(scenario)
-    prepare_run_folder(out, force)
-    system, outcomes = _solve_schemes(scenario, names, workers, scheduler, low_memory, system)
+    folder = prepare_run_folder(out, force)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = MessageLog(folder / LOG_FILE_NAME, run_id=system.name or "run")
+    try:
+        system, outcomes = _solve_schemes(scenario, names, workers, scheduler, low_memory,
+                                          system, settings, log)
+    finally:
+        log.close()
     options = {"schemes": names, "workers": workers, "scheduler": scheduler,
-               "low_memory": low_memory}
+               "low_memory": low_memory, "scheme_options": settings}
     write_run(out, system, outcomes, options, scenario)
     return comparison_rows(outcomes, scenario, system.description)
 
@@ -622,12 +814,13 @@ def compare(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     low_memory: LowMemoryOpt = False,
+    sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the schemes on several scenarios."""
 
     def prepare() -> list[Any]:  # every option and scenario checked before any run
-        _scheme_names(scheme, workers, scheduler, low_memory)
+        _scheme_settings(sets, _scheme_names(scheme, workers, scheduler, low_memory))
         twice = [s for i, s in enumerate(scenarios) if s in scenarios[:i]]
         if twice:
             raise TsodsoError(f"scenario '{twice[0]}' is given twice")
@@ -635,7 +828,7 @@ def compare(
 
     systems = _guard(prepare)
     results = [_guard(lambda s=s, sy=sy: _run_schemes(s, scheme, workers, scheduler,
-                                                      low_memory, sy))
+                                                      low_memory, sy, sets))
                for s, sy in zip(scenarios, systems, strict=True)]
     if json_out:
         _emit_json(results)

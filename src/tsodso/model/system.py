@@ -61,6 +61,28 @@ class System:
         "aggregators": AGGREGATORS,
     }
 
+    def __repr__(self) -> str:
+        """One line: name, grid counts, feeders, DERs by kind, horizon (not the tables)."""
+        def count(table: Any) -> str:
+            return str(len(table)) if isinstance(table, pd.DataFrame) else "?"
+
+        try:
+            kinds = self.ders["kind"].astype(str).value_counts().sort_index()
+            ders = ", ".join(f"{k} {n}" for k, n in kinds.items())
+        except (KeyError, AttributeError, TypeError):
+            ders = ""
+        try:
+            hours = f"{float(self.profiles.period_hours):g}"
+        except (AttributeError, TypeError, ValueError):
+            hours = "?"
+        g = self.grid
+        grid = (f"grid {getattr(g, 'name', '') or '?'} ({count(getattr(g, 'buses', None))} "
+                f"buses, {count(getattr(g, 'branches', None))} branches, "
+                f"{count(getattr(g, 'generators', None))} gens)")
+        return (f"System({self.name!r}: {grid}, {count(self.feeders)} feeders, "
+                f"{count(self.ders)} DERs{f' ({ders})' if ders else ''}, "
+                f"{getattr(self.profiles, 'n_periods', '?')} periods x {hours} h)")
+
     # ------------------------------------------------------------------ access
     @property
     def n_periods(self) -> int:
