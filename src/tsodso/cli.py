@@ -740,8 +740,9 @@ def run(
     scheduler: SchedulerOpt = None,
     low_memory: LowMemoryOpt = False,
     out: Annotated[str | None, typer.Option("--out", help="Write a run folder here (system, "
-                                                          "options, every outcome; read it "
-                                                          "with tsodso show).")] = None,
+                                                          "options, every outcome, the "
+                                                          "message log; read it with tsodso "
+                                                          "show and tsodso log).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write --out into a non-empty folder "
                                                         "(replacing the run in it).")] = False,
     sets: SetOpt = None,

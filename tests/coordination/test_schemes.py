@@ -146,15 +146,19 @@ def test_admm_solver_budget_keeps_some_and_frees_the_rest(high, outcomes, monkey
                                ref.interface_schedules.to_numpy(), atol=1e-4)
 
 
-def test_admm_final_solve_reports_an_infeasible_schedule(high, outcomes):
+def test_admm_final_solve_prices_at_the_consensus(high, outcomes):
+    """The final DSO solve is the last ADMM subproblem with prices: its import is the
+    target to ADMM's tolerance and its root price is rho (p - target), the consensus price
+    (no feeder is held to a schedule it meets only to tolerance)."""
     from tsodso.coordination.admm import _FINAL, _final_solves, _forget_models
 
     fid = high.feeder_ids[0]
-    impossible = np.full(high.n_periods, 1e4)  # MW, far above the substation rating
-    assert not outcomes["admm"].notes  # the agreed schedules were feasible
-    feasible = outcomes["admm"].interface_schedules[fid].to_numpy()
-    got = _final_solves(high, [fid, fid], [impossible, feasible], "test-run")
-    assert got[0] is None and got[1].status.value == "optimal"
+    target = outcomes["admm"].interface_schedules[fid].to_numpy()
+    rho = 20.0
+    (got,) = _final_solves(high, [fid], [target], "test-run", rho)
+    p0 = got.interface_p_mw.to_numpy()
+    np.testing.assert_allclose(got.interface_marginal_price.to_numpy(), rho * (p0 - target),
+                               atol=1e-6)
     assert ("test-run", fid) in _FINAL
     _forget_models(high, [fid], "test-run")
     assert ("test-run", fid) not in _FINAL

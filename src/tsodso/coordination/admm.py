@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from tsodso.actors import MessageBus
-from tsodso.coordination.outcome import Outcome, _without_ders, settle
+from tsodso.actors.tso import tso_part
+from tsodso.coordination.outcome import Outcome, settle
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
@@ -188,10 +189,12 @@ def run_admm(system: System, rho: float = 20.0, max_iterations: int = 300,
     ex = executor or InProcessExecutor()
     fids = system.feeder_ids
     F, T = len(fids), system.n_periods
-    view = tso_view(_without_ders(system), system.rules)
+    tso_system = tso_part(system)  # the TSO holds no feeder data: it learns imports only
+    view = tso_view(tso_system, system.rules)
     view.fixed_load = view.fixed_load.iloc[:, :0]
 
-    tso = TsoMarket(system, TsoOptions(solver="clarabel"), view=view, interface_feeders=fids)
+    tso = TsoMarket(tso_system, TsoOptions(solver="clarabel"), view=view,
+                    interface_feeders=fids)
     tso.model.add_quadratic_cost(tso.iface, np.full(T * F, rho * tso.dt))
     dt = tso.dt
     key = uuid.uuid4().hex

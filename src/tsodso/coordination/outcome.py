@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tsodso.actors.dso import Dso
+from tsodso.actors.tso import tso_part
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
@@ -217,9 +218,10 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     # the DSOs send their final imports; the TSO redispatches around what it received
     imports = pd.DataFrame(ex.interface_schedules(
         {f: results[f].interface_p_mw.to_numpy() for f in fids}, to_tso=True))
-    if tso_result is None:
-        market = TsoMarket(system, TsoOptions(periods=T),
-                           view=fixed_interface_view(system, imports))
+    if tso_result is None:  # the TSO redispatches on its own part: it holds no feeder data
+        tso_system = tso_part(system)
+        market = TsoMarket(tso_system, TsoOptions(periods=T),
+                           view=fixed_interface_view(tso_system, imports))
         tso_result = market.solve()
     interface = system.feeders.set_index("feeder_id").interface_bus
     lmp = tso_result.lmp

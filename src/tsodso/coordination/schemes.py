@@ -19,6 +19,7 @@ import pandas as pd
 
 from tsodso.actors import MessageBus
 from tsodso.actors.dso import Dso
+from tsodso.actors.tso import tso_part
 from tsodso.coordination.outcome import Outcome, fixed_interface_view, settle
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.opf import DsoResult
@@ -228,7 +229,9 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
     # the DSOs' forecasts start the iteration
     imports = pd.DataFrame(ex.interface_schedules(
         {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True))
-    market = TsoMarket(system, TsoOptions(), view=fixed_interface_view(system, imports))
+    tso_system = tso_part(system)  # the TSO holds no feeder data here
+    market = TsoMarket(tso_system, TsoOptions(),
+                       view=fixed_interface_view(tso_system, imports))
     rows = []
     prices_prev = None
     results: dict[str, DsoResult] = {}
@@ -251,7 +254,7 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
             status = "optimal"
             break
         imports = imports + damping * (new - imports)
-        market.set_interface_load(fixed_interface_view(system, imports).fixed_load)
+        market.set_interface_load(fixed_interface_view(tso_system, imports).fixed_load)
     notes = [] if status == "optimal" else [
         f"did not converge in {max_iterations} iterations (last residuals: "
         f"{rows[-1]['quantity_residual_mw']:.4g} MW, {rows[-1]['price_residual']:.4g} $/MWh)"]
@@ -270,17 +273,18 @@ def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0),
     ex = Exchange(system, "local", bus)
     fids = system.feeder_ids
     dsos = dsos_of(system)
-    forecast = TsoMarket(system, TsoOptions(), view=fixed_interface_view(
-        system, pd.DataFrame(ex.interface_schedules(
+    tso_system = tso_part(system)  # the TSO holds no feeder data here
+    forecast = TsoMarket(tso_system, TsoOptions(), view=fixed_interface_view(
+        tso_system, pd.DataFrame(ex.interface_schedules(
             {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True)))).solve()
     prices = ex.interface_prices(_interface_lmp(system, forecast.lmp))
     base_import, steps = {}, {}
     for f in fids:
         base_import[f], curve = dsos[f].price_response(f, prices[f], levels)
         steps[f] = _offered_steps(ex, system, f, prices[f], base_import[f], curve)
-    view = fixed_interface_view(system, pd.DataFrame(base_import))
-    view = _with_interface_bids(system, view, steps)
-    tso = TsoMarket(system, TsoOptions(), view=view).solve()
+    view = fixed_interface_view(tso_system, pd.DataFrame(base_import))
+    view = _with_interface_bids(tso_system, view, steps)
+    tso = TsoMarket(tso_system, TsoOptions(), view=view).solve()
     accepted = tso.offers
     schedules = {}
     for f in fids:
