@@ -84,20 +84,10 @@ def compare(system: System, schemes: list[str] | tuple[str, ...] | None = None,
         Before anything runs: an unknown scheme or one given twice, options for a scheme
         not run, unknown options or invalid values, a system without feeders.
     """
-    from tsodso.coordination import SCHEMES, check_scheme_options, run_scheme
+    from tsodso.coordination import check_scheme_names, check_scheme_options, run_schemes
     from tsodso.coordination.run_folder import comparison_frame
-    from tsodso.errors import SolveError
 
-    if isinstance(schemes, str):
-        raise TsodsoError(f"schemes must be a list of scheme names, got {schemes!r}")
-    names = list(SCHEMES) if schemes is None else list(schemes)
-    if not names:
-        raise TsodsoError("schemes is empty: give at least one scheme")
-    for i, name in enumerate(names):
-        if name not in SCHEMES:
-            raise TsodsoError(f"unknown scheme {name!r}; schemes: {', '.join(SCHEMES)}")
-        if name in names[:i]:
-            raise TsodsoError(f"scheme '{name}' is given twice")
+    names = check_scheme_names(schemes)
     options = {} if options is None else options
     if not isinstance(options, dict):
         raise TsodsoError("options must be a dict of options by scheme, e.g. "
@@ -115,14 +105,8 @@ def compare(system: System, schemes: list[str] | tuple[str, ...] | None = None,
     if not system.feeder_ids:
         raise TsodsoError(f"system '{system.name}' has no feeders: coordination schemes need "
                           "a system with feeders (see tsodso scenarios)")
-    outcomes: dict[str, Any] = {}
-    for name in (["common"] if "common" in names else []) + [n for n in names
-                                                             if n != "common"]:
-        try:
-            outcomes[name] = run_scheme(system, name, **options.get(name, {}))
-        except SolveError as err:  # no answer: its row says so, the others still run
-            outcomes[name] = err
-    frame = comparison_frame({name: outcomes[name] for name in names})
+    outcomes = run_schemes(system, names, options)
+    frame = comparison_frame(outcomes)
     first = [c for c in COMPARE_COLUMNS if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
 

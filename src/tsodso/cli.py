@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tsodso.errors import SolveError, TsodsoError, ValidationError
+from tsodso.errors import TsodsoError, ValidationError
 from tsodso.resources import check_periods
 
 app = typer.Typer(
@@ -483,16 +483,10 @@ def _scheme_names(schemes: list[str] | None, workers: int | None, scheduler: str
                   low_memory: bool) -> list[str]:
     """The schemes to run (default all), after checking the run options: known schemes,
     none twice, and the Dask options (which only the admm scheme uses) valid and needed."""
-    from tsodso.coordination import SCHEMES
+    from tsodso.coordination import check_scheme_names
     from tsodso.parallel import check_executor_options
 
-    names = list(SCHEMES) if schemes is None else list(schemes)
-    unknown = [n for n in names if n not in SCHEMES]
-    if unknown:
-        raise TsodsoError(f"unknown scheme '{unknown[0]}'; schemes: {', '.join(SCHEMES)}")
-    twice = [n for i, n in enumerate(names) if n in names[:i]]
-    if twice:
-        raise TsodsoError(f"scheme '{twice[0]}' is given twice")
+    names = check_scheme_names(schemes)
     check_executor_options(workers, scheduler)
     if "admm" not in names and (workers is not None or scheduler is not None or low_memory):
         raise TsodsoError("--workers, --scheduler and --low-memory apply to the admm scheme "
@@ -646,8 +640,7 @@ def _solve_schemes(scenario: str, schemes: list[str] | None, workers: int | None
     ``settings`` are scheme options by scheme (see :func:`_scheme_settings`); with ``log``
     (a :class:`tsodso.actors.MessageLog`) every scheme logs its messages there, each through
     its own bus, else each scheme has its own in-memory log."""
-    from tsodso.actors import MessageBus
-    from tsodso.coordination import run_scheme
+    from tsodso.coordination import run_schemes
     from tsodso.parallel import InProcessExecutor, make_executor
 
     names = _scheme_names(schemes, workers, scheduler, low_memory)
@@ -656,29 +649,14 @@ def _solve_schemes(scenario: str, schemes: list[str] | None, workers: int | None
     # only admm uses the executor: no cluster is started or reached for the other schemes
     executor = (make_executor(workers, scheduler) if "admm" in names
                 else InProcessExecutor())
+    options = {name: dict(settings.get(name, {})) for name in names}
+    if "admm" in names:
+        options["admm"] = {"executor": executor, "keep_solvers": False if low_memory else None,
+                           **options["admm"]}
     try:
-        outcomes = {}
-        order = (["common"] if "common" in names else []) + [n for n in names if n != "common"]
-        for name in order:
-            extra = ({"executor": executor, "keep_solvers": False if low_memory else None}
-                     if name == "admm" else {})
-            extra.update(settings.get(name, {}))
-            if log is not None:
-                extra["bus"] = MessageBus(log, scheme=name)
-            try:
-                outcomes[name] = run_scheme(system, name, **extra)
-            except SolveError as err:  # this scheme has no answer; the others still run
-                outcomes[name] = err
+        return system, run_schemes(system, names, options, log)
     finally:
         executor.close()
-    return system, {name: outcomes[name] for name in names}
-
-
-def _failed_row(err: SolveError) -> dict[str, Any]:
-    """A scheme that ended without an answer: its comparison row (see ``failed_row``)."""
-    from tsodso.coordination.run_folder import failed_row
-
-    return failed_row(err)
 
 
 def _print_comparison(result: dict[str, Any]) -> None:

@@ -78,3 +78,9 @@ class UnknownFeederError(CaseNotFoundError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message on one line (at most 200 characters), or its type's name."""
+    text = " ".join(str(err).split())
+    return text[:200] or type(err).__name__

@@ -52,15 +52,45 @@ class Dso:
         return cls(name or ",".join(feeder_ids), feeders_only(system, feeder_ids))
 
     # ----------------------------------------------------------- what it sends
-    def forecast_import(self, feeder_id: str) -> np.ndarray:
-        """The feeder's import (MW per period) when nobody dispatches its DERs: an AC power
-        flow of its loads and the DERs' uncontrolled output."""
+    def _uncontrolled(self, feeder_id: str) -> tuple[FeederPowerFlow, pd.DataFrame]:
+        """The feeder's power flow and its DERs' uncontrolled injections per bus (periods
+        x bus_id, MW)."""
         s = self.system
         base = uncontrolled_dispatch(s)
         ids = s.ders.der_id[s.ders.feeder_id == feeder_id]
         inj_p, _ = der_injections(s, feeder_id, base[ids])
-        pf = FeederPowerFlow(s.feeder(feeder_id)).run_feeder_loads(inj_p, profiles=s.profiles)
-        return pf.substation_p_mw.to_numpy()
+        return FeederPowerFlow(s.feeder(feeder_id)), inj_p
+
+    def forecast_import(self, feeder_id: str) -> np.ndarray:
+        """The feeder's import (MW per period) when nobody dispatches its DERs: an AC power
+        flow of its loads and the DERs' uncontrolled output."""
+        pf, inj_p = self._uncontrolled(feeder_id)
+        return pf.run_feeder_loads(inj_p, profiles=self.system.profiles
+                                   ).substation_p_mw.to_numpy()
+
+    def forecast_sensitivity(self, feeder_id: str, eps_mw: float = 1e-3
+                             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """How the forecast import (:meth:`forecast_import`) moves with one more MW (MVAr)
+        of demand at each bus: ``dS/dP_j`` and ``dS/dQ_j`` (periods x bus_id, 1 plus the
+        marginal loss factor at the forecast's operating point), by forward differences of
+        ``eps_mw`` in one batch AC power flow (every period x bus perturbed at once)."""
+        pf, inj_p = self._uncontrolled(feeder_id)
+        load_p, load_q = pf.feeder_loads(self.system.profiles)
+        buses = load_p.columns
+        inj = inj_p.reindex(columns=buses, fill_value=0.0).to_numpy()
+        T, n = load_p.shape
+        p0 = pf.run(load_p, load_q, inj).substation_p_mw.to_numpy()
+        out = []
+        for which in ("p", "q"):
+            lp = np.repeat(load_p.to_numpy()[:, None, :], n, axis=1)
+            lq = np.repeat(load_q.to_numpy()[:, None, :], n, axis=1)
+            bump = lp if which == "p" else lq
+            bump[:, np.arange(n), np.arange(n)] += eps_mw  # (period, perturbed bus, bus)
+            res = pf.run(lp.reshape(T * n, n), lq.reshape(T * n, n),
+                         np.repeat(inj, n, axis=0))
+            moved = res.substation_p_mw.to_numpy().reshape(T, n)
+            out.append(pd.DataFrame((moved - p0[:, None]) / eps_mw, columns=buses))
+        return out[0], out[1]
 
     def prequalify(self, feeder_id: str, margin: float = 0.9
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -18,7 +18,7 @@ from tsodso.coordination.schemes import (
     run_shared_balancing,
     run_tso_only,
 )
-from tsodso.errors import TsodsoError
+from tsodso.errors import SolveError, TsodsoError
 from tsodso.model.system import System
 from tsodso.options import require_bool, require_int, require_number
 
@@ -184,5 +184,44 @@ def run_scheme(system: System, name: str, **options: Any) -> Outcome:
     return SCHEMES[name](system.check(), **options)
 
 
-__all__ = ["OPTION_CHECKS", "SCHEMES", "VISIBILITY", "Outcome", "check_scheme_options",
-           "run_scheme", "scheme_options"]
+def check_scheme_names(names: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The schemes to run (``None``: all seven, in :data:`SCHEMES` order), refusing an
+    unknown name, a name given twice and an empty list."""
+    if isinstance(names, str):
+        raise TsodsoError(f"schemes must be a list of scheme names, got {names!r}")
+    out = list(SCHEMES) if names is None else list(names)
+    if not out:
+        raise TsodsoError("schemes is empty: give at least one scheme")
+    for i, name in enumerate(out):
+        if name not in SCHEMES:
+            raise TsodsoError(f"unknown scheme '{name}'; schemes: {', '.join(SCHEMES)}")
+        if name in out[:i]:
+            raise TsodsoError(f"scheme '{name}' is given twice")
+    return out
+
+
+def run_schemes(system: System, names: list[str], options: dict[str, dict[str, Any]],
+                log: Any = None) -> dict[str, Outcome | SolveError]:
+    """Run schemes ``names`` (checked: :func:`check_scheme_names`) with their ``options``
+    (by scheme), ``common`` first so that the others can be compared with it; with ``log``
+    (a :class:`tsodso.actors.MessageLog`) each scheme sends its messages through its own
+    bus on that log. A scheme that ends without an answer (:class:`SolveError`) is
+    returned as its error while the others still run. Returns outcomes in the order of
+    ``names``."""
+    from tsodso.actors import MessageBus
+
+    outcomes: dict[str, Outcome | SolveError] = {}
+    for name in (["common"] if "common" in names else []) + [n for n in names
+                                                             if n != "common"]:
+        extra = dict(options.get(name, {}))
+        if log is not None:
+            extra["bus"] = MessageBus(log, scheme=name)
+        try:
+            outcomes[name] = run_scheme(system, name, **extra)
+        except SolveError as err:
+            outcomes[name] = err
+    return {name: outcomes[name] for name in names}
+
+
+__all__ = ["OPTION_CHECKS", "SCHEMES", "VISIBILITY", "Outcome", "check_scheme_names",
+           "check_scheme_options", "run_scheme", "run_schemes", "scheme_options"]

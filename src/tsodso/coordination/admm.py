@@ -72,6 +72,15 @@ def _keeps_solver(key: str, op: DsoOpf, keep_solvers: bool | None) -> bool:
     return True
 
 
+def _proximal(op: DsoOpf, rho: float) -> np.ndarray:
+    """Hessian diagonal over the feeder's ``P`` variables of rho/2 (p - target)^2: rho per
+    period on the root import (the iteration model has no other quadratic cost on ``P``:
+    its boundary is a linear price)."""
+    diag = np.zeros((op.T, op.tree.n))
+    diag[:, 0] = rho * op.dt
+    return diag.ravel()
+
+
 def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho: float,
               keep_solvers: bool | None = None) -> np.ndarray:
     """One DSO update: min cost + rho/2 ||p - target||^2 (rho in $/MW^2 per period, target
@@ -81,16 +90,12 @@ def _dso_step(key: str, system: System, feeder_id: str, target: np.ndarray, rho:
     cached = _MODELS.get((key, feeder_id))
     if cached is None:
         op = DsoOpf(system, feeder_id, ITER_OPTIONS, Boundary(price=np.zeros(system.n_periods)))
-        diag = np.zeros((op.T, op.tree.n))
-        diag[:, 0] = rho * op.dt
-        op.model.add_quadratic_cost(op.P, diag.ravel())
+        op.model.add_quadratic_cost(op.P, _proximal(op, rho))
         cached = (op, rho, _keeps_solver(key, op, keep_solvers))
         _MODELS[(key, feeder_id)] = cached
     elif cached[1] != rho:  # new penalty: change the Hessian, keep the built model
         op = cached[0]
-        diag = op.model._columns()[3][op.P.slice].reshape(op.T, op.tree.n).copy()  # noqa: SLF001
-        diag[:, 0] += (rho - cached[1]) * op.dt
-        op.model.set_quadratic_cost(op.P, diag.ravel())
+        op.model.set_quadratic_cost(op.P, _proximal(op, rho))
         _MODELS[(key, feeder_id)] = cached = (op, rho, cached[2])
     op = cached[0]
     op.set_price(-rho * target)  # linear part of rho/2 (p - target)^2, per MWh

@@ -11,7 +11,6 @@ priced load shedding and unmet EV energy.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from tsodso.actors.tso import tso_part
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
-from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult
+from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
 from tsodso.shortfalls import Shortfalls
 from tsodso.tso import TsoMarket, TsoOptions, TsoResult
@@ -116,24 +115,14 @@ class Outcome:
         return pd.DataFrame([row]).set_index("scheme")
 
     def to_parquet(self, folder: str | Path) -> Path:
-        """Write the summary row and every table of the outcome as Parquet files, and what
-        it cost besides production (status, notes, slack, exactness) as
-        ``shortfalls.json``."""
-        folder = Path(folder) / self.scheme
-        folder.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_parquet(folder / "summary.parquet")
-        self.interface_lmp.rename(columns=str).to_parquet(folder / "interface_lmp.parquet")
-        self.interface_schedules.to_parquet(folder / "interface_schedules.parquet")
-        self.violations.to_parquet(folder / "violations.parquet")
-        self.messages.to_parquet(folder / "messages.parquet")
-        for fid, frame in self.dlmp.items():
-            frame.rename(columns=str).to_parquet(folder / f"dlmp_{fid.replace('/', '_')}.parquet")
-        if len(self.residuals):
-            self.residuals.to_parquet(folder / "residuals.parquet")
-        shortfalls = {"status": self.status, "notes": self.notes,
-                      **self.shortfalls.to_json()}
-        (folder / "shortfalls.json").write_text(json.dumps(shortfalls, indent=2, default=float))
-        return folder
+        """Write every field of the outcome into ``folder/<scheme>`` (tables as Parquet, the
+        rest as JSON: :func:`~tsodso.coordination.run_folder.write_outcome`, read back with
+        ``read_outcome``) and its summary row as ``summary.parquet``."""
+        from tsodso.coordination.run_folder import write_outcome
+
+        path = write_outcome(self, Path(folder) / self.scheme)
+        self.to_frame().to_parquet(path / "summary.parquet")
+        return path
 
     def balance_residuals(self) -> dict[str, float]:
         """Energy in - (energy out + losses) and payments - (revenues + rents); both ~0."""
@@ -231,8 +220,11 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     for f, (sens_p, sens_q) in (schedule_follows or {}).items():
         results[f] = _repriced(results[f], iface_lmp[f].to_numpy(), sens_p, sens_q)
     for f in priced_at_lmp or []:
-        results[f] = _priced_view(system, f, parties[f], results[f],
-                                  iface_lmp[f].to_numpy())
+        held = parties[f]
+        if not isinstance(held, Dso):
+            raise TypeError(f"settle: feeder {f} is re-priced by its DSO party, got "
+                            f"{type(held).__name__}")
+        results[f] = _priced_view(held, f, results[f], iface_lmp[f].to_numpy())
     # costs
     tso_cost = float(tso_result.objective)
     ders_by_id = system.ders.set_index("der_id")
@@ -367,16 +359,12 @@ def _feeder_data(system: System, feeder_id: str, held: DsoOpf | FeederInputs | D
     return held
 
 
-def _priced_view(system: System, feeder_id: str, held: DsoOpf | FeederInputs | Dso,
-                 result: DsoResult, lmp: np.ndarray) -> DsoResult:
-    """``result`` with the DLMPs (and their parts) of the feeder cleared against the
-    interface price ``lmp`` ($/MWh per period): by its DSO party (same DER room), else by a
-    fresh model with every DER free."""
-    if isinstance(held, Dso):
-        view = held.repriced(feeder_id, lmp)
-    else:
-        view = DsoOpf(system, feeder_id, DsoOptions(ac_check=False),
-                      Boundary(price=lmp)).solve()
+def _priced_view(held: Dso, feeder_id: str, result: DsoResult, lmp: np.ndarray
+                 ) -> DsoResult:
+    """``result`` with the DLMPs (and their parts) of the feeder cleared by its DSO party
+    against the interface price ``lmp`` ($/MWh per period), same DER room
+    (:meth:`Dso.repriced`)."""
+    view = held.repriced(feeder_id, lmp)
     out = copy.copy(result)
     out.dlmp_p, out.dlmp_q = view.dlmp_p, view.dlmp_q
     out.dlmp_p_components = view.dlmp_p_components
@@ -411,9 +399,14 @@ def _outcome_shortfalls(tso: TsoResult, results: dict[str, DsoResult],
 
 
 def _line_losses(op: DsoOpf | FeederInputs, r: DsoResult) -> np.ndarray:
-    """(T x lines) resistive loss of each line, MW, in the order of ``tree.line_ids[1:]``."""
+    """(T x lines) resistive loss of each line, MW, in the order of ``tree.line_ids[1:]``:
+    ``r l`` with the model's own squared current ``l = (P^2 + Q^2 + gap) / v_parent`` (the
+    relaxation gap included, so that these are the losses the feeder's power balance
+    carries; per unit on 1 MVA, so MW)."""
     tr = op.tree
-    P = r.flow_p_mw[tr.line_ids[1:]].to_numpy()
-    Q = r.flow_q_mvar[tr.line_ids[1:]].to_numpy()
+    lines = tr.line_ids[1:]
+    P = r.flow_p_mw[lines].to_numpy()
+    Q = r.flow_q_mvar[lines].to_numpy()
+    gap = r.soc_gap[lines].to_numpy()
     vm = r.voltage_pu[tr.bus_ids[tr.parent[1:]]].to_numpy()
-    return tr.r[1:] * (P**2 + Q**2) / np.maximum(vm**2, 1e-9)
+    return tr.r[1:] * (P**2 + Q**2 + gap) / np.maximum(vm**2, 1e-9)

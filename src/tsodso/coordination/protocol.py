@@ -20,6 +20,7 @@ import pandas as pd
 
 from tsodso.actors import (
     DerSchedule,
+    Envelope,
     InterfacePrice,
     InterfaceSchedule,
     Message,
@@ -69,7 +70,7 @@ class Exchange:
             self.bus.scheme = scheme
 
     def _env(self, sender: Party, recipient: Party, iteration: int = 0,
-             periods: int | None = None):  # noqa: ANN202 - an Envelope
+             periods: int | None = None) -> Envelope:
         return new_envelope(sender, recipient, periods=periods or self.T,
                             period_hours=self.dt, sim_time=self.scheme, iteration=iteration)
 

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from tsodso.coordination.outcome import Outcome
-from tsodso.errors import SolveError, TsodsoError
+from tsodso.errors import SolveError, TsodsoError, first_line
 from tsodso.model.system import System
 from tsodso.shortfalls import Shortfalls
 
@@ -159,12 +159,7 @@ def _load(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise TsodsoError(f"{path}: cannot read {what} ({_first_line(err)})") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text[:200] or type(err).__name__
+        raise TsodsoError(f"{path}: cannot read {what} ({first_line(err)})") from None
 
 
 def _mapping(data: Any, path: Path, what: str, required: tuple[str, ...] = ()) -> dict:
@@ -289,7 +284,7 @@ def _read_frame(path: Path) -> pd.DataFrame | pd.Series:
     except TsodsoError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as err:
-        raise TsodsoError(f"{path}: cannot read the table ({_first_line(err)})") from None
+        raise TsodsoError(f"{path}: cannot read the table ({first_line(err)})") from None
     if "series_name" in meta:
         series = frame.iloc[:, 0]
         series.name = _decode(meta["series_name"])
@@ -346,7 +341,7 @@ def _read_node(entry: dict[str, Any], folder: Path, where: Path) -> Any:
         try:
             return np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
-            raise TsodsoError(f"{path}: cannot read the array ({_first_line(err)})") from None
+            raise TsodsoError(f"{path}: cannot read the array ({first_line(err)})") from None
     if kind == "tables":
         keys = path / KEYS_FILE
         data = _mapping(_load(keys, "key map"), keys, "key map", ("entries",))

@@ -25,9 +25,8 @@ from tsodso.coordination.protocol import Exchange
 from tsodso.dso.opf import DsoResult
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
-from tsodso.powerflow import FeederPowerFlow, der_injections
 from tsodso.tso import TsoMarket, TsoOptions
-from tsodso.tso.offers import der_availability, tso_view, uncontrolled_dispatch
+from tsodso.tso.offers import der_availability, tso_view
 
 
 def _interface_lmp(system: System, lmp: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -40,49 +39,13 @@ def dsos_of(system: System) -> dict[str, Dso]:
     return {f: Dso.of(system, [f], name=f) for f in system.feeder_ids}
 
 
-def forecast_imports(system: System, dsos: dict[str, Dso] | None = None) -> pd.DataFrame:
-    """Each feeder's import (periods x feeder_id, MW) when nobody dispatches its DERs: the
-    DSOs' forecasts (:meth:`Dso.forecast_import`)."""
-    dsos = dsos or dsos_of(system)
-    return pd.DataFrame({f: dsos[f].forecast_import(f) for f in system.feeder_ids})
-
-
-def forecast_sensitivity(system: System, feeder_id: str, eps_mw: float = 1e-3
-                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """How the feeder's forecast import (:func:`forecast_imports`) moves with one more MW
-    (MVAr) of demand at each bus: ``dS/dP_j`` and ``dS/dQ_j`` (periods x bus_id, 1 plus the
-    marginal loss factor at the forecast's operating point), by forward differences of
-    ``eps_mw`` in one batch AC power flow (every period x bus perturbed at once)."""
-    base = uncontrolled_dispatch(system)
-    ids = system.ders.der_id[system.ders.feeder_id == feeder_id]
-    inj_p, _ = der_injections(system, feeder_id, base[ids])
-    pf = FeederPowerFlow(system.feeder(feeder_id))
-    load_p, load_q = pf.feeder_loads(system.profiles)
-    buses = load_p.columns
-    inj = inj_p.reindex(columns=buses, fill_value=0.0).to_numpy()
-    T, n = load_p.shape
-    p0 = pf.run(load_p, load_q, inj).substation_p_mw.to_numpy()
-    out = []
-    for which in ("p", "q"):
-        lp = np.repeat(load_p.to_numpy()[:, None, :], n, axis=1)
-        lq = np.repeat(load_q.to_numpy()[:, None, :], n, axis=1)
-        bump = lp if which == "p" else lq
-        bump[:, np.arange(n), np.arange(n)] += eps_mw  # (period, perturbed bus, bus)
-        res = pf.run(lp.reshape(T * n, n), lq.reshape(T * n, n),
-                     np.repeat(inj, n, axis=0))
-        moved = res.substation_p_mw.to_numpy().reshape(T, n)
-        out.append(pd.DataFrame((moved - p0[:, None]) / eps_mw, columns=buses))
-    return out[0], out[1]
-
-
 def _market_view(system: System, ex: Exchange) -> Any:
     """The TSO's view of the DER offers, with each offer's availability as the aggregators
     sent it (one availability schedule per aggregator)."""
     view = tso_view(system, system.rules)
     e = view.energy
     if len(e.table):
-        e.p_max, e.p_min = ex.availability(e.table, np.nan_to_num(e.p_max, posinf=1e9),
-                                           np.nan_to_num(e.p_min, neginf=-1e9))
+        e.p_max, e.p_min = ex.availability(e.table, e.p_max, e.p_min)
     return view
 
 
@@ -209,7 +172,7 @@ def run_shared_balancing(system: System, bus: MessageBus | None = None) -> Outco
     schedules = ex.interface_schedules(forecasts, to_tso=False)
     final = {f: dsos[f].keep_schedule(f, schedules[f]) for f in system.feeder_ids}
     # the schedule is the forecast of the feeder's own demand: it follows the demand
-    follows = {f: forecast_sensitivity(system, f) for f in system.feeder_ids}
+    follows = {f: dsos[f].forecast_sensitivity(f) for f in system.feeder_ids}
     return settle("shared_balancing", system, dsos, final, ex, started,
                   schedule_follows=follows)
 
@@ -346,6 +309,6 @@ def _with_interface_bids(system: System, view: Any,
     return view
 
 
-__all__ = ["dsos_of", "forecast_imports", "forecast_sensitivity", "prequalify",
+__all__ = ["dsos_of", "prequalify",
            "run_centralized", "run_hierarchical", "run_local", "run_shared_balancing",
            "run_tso_only"]

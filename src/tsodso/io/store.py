@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from tsodso.errors import Issue, ParseError, TsodsoError, ValidationError
+from tsodso.errors import Issue, ParseError, TsodsoError, ValidationError, first_line
 from tsodso.io.scenario import (
     MAX_PERIODS,
     MappingReader,
@@ -81,11 +81,6 @@ OPTIONAL_TABLES = ("gen_cost_points", "der_bids", "aggregators", "profiles")
 _MANIFEST_KEYS = ("format", "name", "description", "grid", "profiles", "rules", "meta",
                   "tables")
 _NA = ["", "NaN", "nan"]
-
-
-def _first_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text[:200] or type(err).__name__
 
 
 def _arrow_errors() -> tuple[type[BaseException], ...]:
@@ -135,10 +130,10 @@ def _write_table(table: pd.DataFrame, path: Path, fmt: str) -> None:
         else:
             table.to_parquet(path, index=False, write_page_checksum=True)
     except OSError as err:
-        raise TsodsoError(f"{path}: cannot write ({err.strerror or _first_line(err)})"
+        raise TsodsoError(f"{path}: cannot write ({err.strerror or first_line(err)})"
                           ) from None
     except _arrow_errors() as err:
-        raise TsodsoError(f"{path}: cannot write table {path.stem} ({_first_line(err)})"
+        raise TsodsoError(f"{path}: cannot write table {path.stem} ({first_line(err)})"
                           ) from None
 
 
@@ -159,7 +154,7 @@ def _manifest(system: System, fmt: str, tables: list[str]) -> str:
         return yaml.safe_dump(_plain(manifest), sort_keys=False, allow_unicode=True)
     except yaml.YAMLError as err:
         raise TsodsoError(f"{MANIFEST}: meta or rules hold a value YAML cannot write "
-                          f"({_first_line(err)})") from None
+                          f"({first_line(err)})") from None
 
 
 def write_system(system: System, folder: str | os.PathLike[str],
@@ -325,7 +320,7 @@ def _csv_text(path: Path) -> tuple[str, list[str]]:
                 raise ParseError(f"{path}: line {rows.line_num} has {len(row)} fields, the "
                                  f"header has {len(header)}")
     except csv.Error as err:
-        raise ParseError(f"{path}: not valid CSV ({_first_line(err)})") from None
+        raise ParseError(f"{path}: not valid CSV ({first_line(err)})") from None
     if header is None:
         raise ParseError(f"{path}: empty file (expected a header row with the column names)")
     return text, header
@@ -348,7 +343,7 @@ def _read_csv(path: Path, schema: TableSchema | None) -> pd.DataFrame:
             return pd.read_csv(io.StringIO(text), index_col=False, keep_default_na=False,
                                dtype=dtype, na_values=na, float_precision="round_trip")
     except (ValueError, pd.errors.ParserWarning) as err:
-        raise ParseError(f"{path}: not valid CSV ({_first_line(err)})") from None
+        raise ParseError(f"{path}: not valid CSV ({first_line(err)})") from None
 
 
 def _parquet_type_ok(arrow_type: Any, numeric_only: bool) -> bool:
@@ -368,7 +363,7 @@ def _read_parquet(path: Path, schema: TableSchema | None) -> pd.DataFrame:
     try:
         data = pq.ParquetFile(path, page_checksum_verification=True).read()
     except _arrow_errors() as err:
-        raise ParseError(f"{path}: not a readable Parquet file ({_first_line(err)})") from None
+        raise ParseError(f"{path}: not a readable Parquet file ({first_line(err)})") from None
     table = schema.name if schema else "profiles"
     names = [n for n in data.column_names if not n.startswith("__index_level_")]
     _check_columns(names, table, schema.names if schema else None, path)
@@ -382,7 +377,7 @@ def _read_parquet(path: Path, schema: TableSchema | None) -> pd.DataFrame:
         # damaged one raises KeyError deep inside pyarrow's conversion
         return data.select(names).replace_schema_metadata(None).to_pandas()
     except (*_arrow_errors(), KeyError) as err:
-        raise ParseError(f"{path}: cannot convert the Parquet table ({_first_line(err)})"
+        raise ParseError(f"{path}: cannot convert the Parquet table ({first_line(err)})"
                          ) from None
 
 
