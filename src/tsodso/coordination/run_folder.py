@@ -427,7 +427,9 @@ def write_outcome(outcome: Outcome, folder: str | Path) -> Path:
         value = getattr(outcome, f.name)
         try:
             if isinstance(value, Shortfalls):
-                _dump(_shortfalls_json(value), path / f"{f.name}.json")
+                # with the outcome's status: what the result cost and the verdict, together
+                _dump({"status": outcome.status, **_shortfalls_json(value)},
+                      path / f"{f.name}.json")
                 files[f.name] = {"kind": "shortfalls", "path": f"{f.name}.json"}
             elif _has_tables(value):
                 files[f.name] = _write_node(value, path, f.name)
