@@ -13,7 +13,9 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(width=max(132, shutil.get_terminal_size((132, 24)).columns))
-_state = {"debug": False}
+_state = {"debug": False, "quiet": False, "verbose": False}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -40,8 +42,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no "
+                                                            "explanatory footnotes.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print each "
+                                                                  "scheme's costs per party "
+                                                                  "and its money flows.")
+                       ] = False,
 ) -> None:
-    _state["debug"] = debug
+    if quiet and verbose:
+        typer.echo("error: give --quiet or --verbose, not both", err=True)
+        raise typer.Exit(1)
+    _state.update(debug=debug, quiet=quiet, verbose=verbose)
+
+
+@contextmanager
+def _progress(json_out: bool = False) -> Iterator[None]:
+    """Progress bars on stderr for the work inside, when stderr is a terminal and neither
+    ``--json`` nor ``--quiet`` was given (piped output and JSON stay clean)."""
+    from tsodso import progress
+
+    if json_out or _state["quiet"] or not sys.stderr.isatty():
+        yield
+        return
+    with progress.RichProgress() as bars, progress.reporting(bars):
+        yield
 
 
 def _guard(func: Callable[[], Any]) -> Any:
@@ -685,12 +709,39 @@ def _print_comparison(result: dict[str, Any]) -> None:
         _print_warnings(name, r["shortfalls"]["warnings"] if r["shortfalls"] else [])
         for note in r["notes"]:
             console.print(f"[yellow]{name}[/yellow]: {note}")
+    if _state["verbose"]:
+        _print_money(result)
+    if _state["quiet"]:
+        return
     console.print("gap %: total cost above common's; "
                   "violations: bus x period (V) and line x period (I) beyond limits in an AC "
                   "power flow of each scheme's market dispatch, before any DSO correction; PF "
                   "failed: feeder x period whose power flow did not converge (violations "
                   "unknown); costs: production cost of the corrected operation, including "
                   "shed load and unmet EV energy at the value of lost load.")
+
+
+def _print_money(result: dict[str, Any]) -> None:
+    """Per scheme: the TSO's and each feeder's production cost, and who paid and was paid
+    ($ over the horizon)."""
+    for name, r in result["schemes"].items():
+        money = r.get("money")
+        if not money:
+            continue
+        table = Table(title=f"{name}: costs and money flows ($ over the horizon)",
+                      box=box.SIMPLE_HEAD, show_header=True)
+        table.add_column("party / flow", no_wrap=True)
+        table.add_column("$", justify="right", no_wrap=True)
+        table.add_row("TSO production cost", f"{money['tso_cost']:,.2f}")
+        for feeder, cost in money["dso_costs"].items():
+            table.add_row(f"feeder {feeder} production cost", f"{cost:,.2f}")
+        table.add_row("consumers pay", f"{money['consumer_payments']:,.2f}")
+        table.add_row("generators receive", f"{money['generator_revenues']:,.2f}")
+        for agg, value in money["der_revenues"].items():
+            table.add_row(f"DERs of {agg} receive", f"{value:,.2f}")
+        for rent, value in money["rents"].items():
+            table.add_row(f"{rent} rent", f"{value:,.2f}")
+        console.print(table)
 
 
 SchemeOpt = Annotated[list[str] | None, typer.Option("--scheme", help="Scheme to run "
@@ -724,24 +775,74 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="Write --out into a non-empty folder "
                                                         "(replacing the run in it).")] = False,
     sets: SetOpt = None,
+    report: Annotated[str | None, typer.Option("--report", metavar="FILE.html",
+                                               help="Also write the run's HTML report "
+                                                    "(needs the plot extra; see tsodso "
+                                                    "report).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run coordination schemes on a scenario and compare them (all schemes by default)."""
-    if out is None:
-        result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler, low_memory,
-                                             sets=sets))
-    else:
-        result = _guard(lambda: _run_to_folder(scenario, scheme, workers, scheduler,
-                                               low_memory, out, force, sets))
+    import tempfile
+
+    if report is not None:
+        _guard(_check_plotting)
+    folder = out
+    scratch = None
+    if report is not None and out is None:  # the report reads a run folder: a scratch one
+        scratch = tempfile.TemporaryDirectory(prefix="tsodso-run-")
+        folder = str(Path(scratch.name) / "run")
+    try:
+        with _progress(json_out):
+            if folder is None:
+                result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler,
+                                                     low_memory, sets=sets))
+            else:
+                result = _guard(lambda: _run_to_folder(scenario, scheme, workers, scheduler,
+                                                       low_memory, folder, force, sets))
+        if report is not None:
+            from tsodso.report import write_report
+
+            written = _guard(lambda: write_report(folder, report))
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     if json_out:
         _emit_json(result)
         if out is not None:
             typer.echo(f"run folder: {out}", err=True)
+        if report is not None:
+            typer.echo(f"report: {written}", err=True)
         return
     console.print(f"[bold]{scenario}[/bold]: {result['description']}")
     _print_comparison(result)
     if out is not None:
         console.print(f"run folder: {out}")
+    if report is not None:
+        console.print(f"report: {written}")
+
+
+def _check_plotting() -> None:
+    """A clear error before anything runs when the plot extra is missing."""
+    from tsodso.report.charts import plotly_modules
+
+    plotly_modules()
+
+
+@app.command()
+def report(
+    folder: Annotated[str, typer.Argument(help="Run folder written by tsodso run --out.")],
+    output: Annotated[str | None, typer.Option("-o", "--output", metavar="FILE.html",
+                                               help="Where to write the report (default: "
+                                                    "RUN_DIR/report.html).")] = None,
+) -> None:
+    """Write a run folder's HTML report: one self-contained file (opens offline) with the
+    scheme comparison, money flows, prices on the grid, DLMP heatmaps, voltage profiles,
+    DER dispatch, interface schedules and convergence. Needs the plot extra
+    (pip install "tsodso[plot]")."""
+    from tsodso.report import write_report
+
+    written = _guard(lambda: write_report(folder, output))
+    console.print(f"report: {written}")
 
 
 def _run_to_folder(scenario: str, schemes: list[str] | None, workers: int | None,
@@ -806,9 +907,10 @@ def compare(
         return [_coordination_system(s) for s in scenarios]
 
     systems = _guard(prepare)
-    results = [_guard(lambda s=s, sy=sy: _run_schemes(s, scheme, workers, scheduler,
-                                                      low_memory, sy, sets))
-               for s, sy in zip(scenarios, systems, strict=True)]
+    with _progress(json_out):
+        results = [_guard(lambda s=s, sy=sy: _run_schemes(s, scheme, workers, scheduler,
+                                                          low_memory, sy, sets))
+                   for s, sy in zip(scenarios, systems, strict=True)]
     if json_out:
         _emit_json(results)
         return

@@ -93,3 +93,42 @@ def test_admm_publishes_the_joint_optimums_prices(system):
     for f in system.feeder_ids:
         np.testing.assert_allclose(admm.dlmp[f].to_numpy(), common.dlmp[f].to_numpy(),
                                    atol=0.05)
+
+
+#: (feeder whose interface price is checked, transmission demand step MW at every period)
+INTERFACE_CASE = ("case33bw@9", 0.01)
+
+
+def _with_transmission_demand(system, bus: int, p_mw: float):
+    s = copy.deepcopy(system)
+    loads = s.grid.loads
+    row = pd.DataFrame([{"load_id": int(loads.load_id.max()) + 1, "bus_id": bus,
+                         "p_mw": p_mw, "q_mvar": 0.0, "in_service": True, "profile": ""}])
+    s.grid.loads = pd.concat([loads, row], ignore_index=True)
+    return s
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_published_interface_lmps_are_the_schemes_marginal_cost(system, scheme):
+    """The interface LMP a scheme publishes is the marginal cost of one more MW of
+    transmission demand at that interface bus under the scheme (the whole scheme re-run
+    with the demand added and removed)."""
+    feeder_id, delta = INTERFACE_CASE
+    options = {"forecast": system} if scheme == "centralized" else {}
+    if scheme not in _BASE:
+        _BASE[scheme] = run_scheme(system, scheme)
+    base = _BASE[scheme]
+    bus = int(system.feeders.set_index("feeder_id").interface_bus[feeder_id])
+    predicted = float(base.interface_lmp[feeder_id].sum()) * delta * system.profiles.period_hours
+    change = {}
+    for sign in (1, -1):
+        perturbed = _with_transmission_demand(system, bus, sign * delta)
+        change[sign] = sign * (run_scheme(perturbed, scheme, **options).total_cost
+                               - base.total_cost)
+    low, high = sorted(change.values())
+    tol = 1e-3 * abs(predicted) + 1e-6
+    assert low - tol <= predicted <= high + tol, (
+        f"{scheme}: interface LMP at bus {bus}: published {predicted:.6f} $, cost "
+        f"differences {change[-1]:.6f} (left) and {change[1]:.6f} (right)")
+    assert abs(predicted) > 1e-3 * delta
+    assert high - low <= 0.05 * abs(predicted), change

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tsodso.coordination import SCHEMES, run_scheme
+from tsodso.errors import TsodsoError
 from tsodso.io.scenario import build_scenario
 from tsodso.scenarios import scenario_path
 
@@ -87,7 +88,7 @@ def test_admm_with_two_dask_workers_matches_in_process(high):
     def cached_models() -> int:  # models left in this process (run here and on each worker)
         from tsodso.coordination import admm
 
-        return len(admm._MODELS) + len(admm._FINAL)  # noqa: SLF001
+        return len(admm._PARTIES)  # noqa: SLF001
 
     small = copy.deepcopy(high)
     in_process = run_scheme(small, "admm")
@@ -132,7 +133,9 @@ def test_admm_solver_budget_keeps_some_and_frees_the_rest(high, outcomes, monkey
         seen.append(original(key, op, keep_solvers))
         return seen[-1]
 
-    sizes = [admm.DsoOpf(high, f, admm.ITER_OPTIONS).model.num_vars for f in high.feeder_ids]
+    from tsodso.actors.dso import CONSENSUS
+
+    sizes = [admm.DsoOpf(high, f, CONSENSUS).model.num_vars for f in high.feeder_ids]
     assert len(sizes) == 2
     budget = (max(sizes) + 0.5 * min(sizes)) * admm.SOLVER_BYTES_PER_VARIABLE  # room for one
     monkeypatch.setattr(admm, "SOLVER_BUDGET_BYTES", budget)
@@ -147,18 +150,31 @@ def test_admm_solver_budget_keeps_some_and_frees_the_rest(high, outcomes, monkey
 
 
 def test_admm_final_solve_prices_at_the_consensus(high, outcomes):
-    """The final DSO solve is the last ADMM subproblem with prices: its import is the
-    target to ADMM's tolerance and its root price is rho (p - target), the consensus price
+    """The DSO party's final solve is its last consensus subproblem with prices: its
+    import is its last answer and its root price is rho (p - target), the consensus price
     (no feeder is held to a schedule it meets only to tolerance)."""
-    from tsodso.coordination.admm import _FINAL, _final_solves, _forget_models
+    from tsodso.actors import InterfaceSchedule, MessageBus, Party, new_envelope
+    from tsodso.actors.dso import Dso
 
     fid = high.feeder_ids[0]
-    target = outcomes["admm"].interface_schedules[fid].to_numpy()
+    party = Dso.of(high, [fid], name="d")
     rho = 20.0
-    (got,) = _final_solves(high, [fid], [target], "test-run", rho)
+    # the target whose consensus price at the settled import is the settled LMP
+    settled = outcomes["admm"]
+    target = (settled.interface_schedules[fid].to_numpy()
+              - settled.interface_lmp[fid].to_numpy() / rho)
+    with MessageBus() as bus:
+        env = new_envelope("tso", Party.dso("d"), periods=len(target), period_hours=1.0)
+        sent = bus.send(InterfaceSchedule(env, feeder_id=fid, p_mw=target,
+                                          deviation_penalty=rho))
+        reply = party.consensus_step(sent)
+    assert reply.envelope.reply_to == sent.envelope.id and reply.envelope.recipient == Party.tso()
+    got = party.consensus_prices(fid)
     p0 = got.interface_p_mw.to_numpy()
+    np.testing.assert_allclose(p0, reply.p_mw, atol=1e-5)
     np.testing.assert_allclose(got.interface_marginal_price.to_numpy(), rho * (p0 - target),
                                atol=1e-6)
-    assert ("test-run", fid) in _FINAL
-    _forget_models(high, [fid], "test-run")
-    assert ("test-run", fid) not in _FINAL
+    assert party.model(fid) is not None
+    party.forget_consensus()
+    with pytest.raises(TsodsoError, match="received no consensus target"):
+        party.consensus_prices(fid)

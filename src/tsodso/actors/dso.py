@@ -11,18 +11,39 @@ its dispatch): the scheme puts that into a message.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tsodso.actors.bus import MessageBus
+from tsodso.actors.messages import InterfaceSchedule
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
-from tsodso.errors import TsodsoError
+from tsodso.errors import SolveError, TsodsoError
 from tsodso.model.system import System
 from tsodso.powerflow import FeederPowerFlow, der_injections
 from tsodso.tso.offers import uncontrolled_dispatch
 
 #: Options of the DSO's operating OPF (the AC check runs once, in the settlement).
 OPERATING = DsoOptions(ac_check=False)
+#: Options of the models of consensus (ADMM) iterations: no prices, no tightening.
+CONSENSUS = DsoOptions(decompose=False, ac_check=False, tighten=False)
+# Clarabel without iterative refinement: half the time per solve, same iterates to 1e-9
+# (as in the DSO's own solves and in ``common``)
+FAST = {"iterative_refinement_enable": False}
+
+
+def solve_subproblem(model: Any, what: str) -> Any:
+    """Clarabel without iterative refinement; if that stops short of optimal, again with
+    Clarabel's defaults; a subproblem that still fails ends the run naming itself."""
+    sol = model.solve("clarabel", tol=1e-9, options=FAST)
+    if not sol.ok:
+        sol = model.solve("clarabel", tol=1e-9)
+    if not sol.ok:
+        raise SolveError(f"admm: {what} ended '{sol.status.value}' ({sol.raw_status})",
+                         sol.status.value)
+    return sol
 
 
 class Dso:
@@ -37,6 +58,9 @@ class Dso:
         tables (:meth:`of` builds it). A view holding transmission buses is refused.
     """
 
+    def __repr__(self) -> str:
+        return f"Dso({self.name!r}, feeders={self.feeder_ids})"
+
     def __init__(self, name: str, system: System) -> None:
         if len(system.grid.buses):
             raise TsodsoError(f"DSO {name}: its view must not hold the transmission grid "
@@ -45,6 +69,10 @@ class Dso:
         self.system = system
         self.feeder_ids = list(system.feeder_ids)
         self._models: dict[str, DsoOpf] = {}
+        # consensus iterations: feeder -> (model, its penalty, whether it keeps its solver)
+        # and the last target it answered (MW per period, penalty $/MW^2h)
+        self._consensus: dict[str, tuple[DsoOpf, float, bool]] = {}
+        self._last_target: dict[str, tuple[np.ndarray, float]] = {}
 
     @classmethod
     def of(cls, system: System, feeder_ids: list[str], name: str | None = None) -> Dso:
@@ -208,3 +236,69 @@ class Dso:
             return op.solve()
         finally:
             op.set_price(keep)
+
+    # --------------------------------------------- consensus (ADMM) iterations
+    def consensus_step(self, target: InterfaceSchedule,
+                       keeps_solver: Callable[[DsoOpf], bool] | None = None
+                       ) -> InterfaceSchedule:
+        """Answer a consensus target (an :class:`InterfaceSchedule` with a deviation
+        penalty ``rho``): the feeder's import ``p`` (MW per period) minimising its cost +
+        rho/2 ||p - target||^2 (per period, times the period length), sent back to the
+        TSO as a reply. The feeder's model is built at the first target and kept: later
+        targets only change its prices (and its Hessian when ``rho`` changes).
+        ``keeps_solver(model)`` says whether a new model keeps its Clarabel solver between
+        iterations (default: it does); one that does not frees it after every solve."""
+        f, rho = target.feeder_id, target.deviation_penalty
+        if f not in self.feeder_ids:
+            raise TsodsoError(f"DSO {self.name}: a consensus target for feeder {f}, which "
+                              "it does not operate")
+        cached = self._consensus.get(f)
+        if cached is None:
+            op = DsoOpf(self.system, f, CONSENSUS, Boundary(price=np.zeros(self.system.n_periods)))
+            op.model.add_quadratic_cost(op.P, _proximal(op, rho))
+            cached = (op, rho, True if keeps_solver is None else keeps_solver(op))
+        elif cached[1] != rho:  # new penalty: change the Hessian, keep the built model
+            op = cached[0]
+            op.model.set_quadratic_cost(op.P, _proximal(op, rho))
+            cached = (op, rho, cached[2])
+        self._consensus[f] = cached
+        op = cached[0]
+        op.set_price(-rho * target.p_mw)  # linear part of rho/2 (p - target)^2, per MWh
+        sol = solve_subproblem(op.model, f"DSO subproblem of feeder {f}")
+        if not cached[2]:
+            op.model.free_solvers()
+        self._last_target[f] = (np.array(target.p_mw), rho)
+        p = sol.value(op.P).reshape(op.T, op.tree.n)[:, 0]
+        return MessageBus.reply(target, InterfaceSchedule, feeder_id=f, p_mw=p)
+
+    def consensus_prices(self, feeder_id: str) -> DsoResult:
+        """The feeder's last consensus subproblem, min cost + rho/2 ||p - target||^2,
+        solved once more with prices extracted: its import is the DSO's last answer and its
+        root price, rho (p - target), the consensus interface price, so the DLMPs are
+        those of the agreed operation, not the duals of a feeder held to a schedule it
+        meets only to ADMM's tolerance. The solved model becomes the feeder's
+        :meth:`model` (its solver freed)."""
+        if feeder_id not in self._last_target:
+            raise TsodsoError(f"DSO {self.name}: feeder {feeder_id} received no consensus "
+                              "target")
+        target, rho = self._last_target[feeder_id]
+        op = DsoOpf(self.system, feeder_id, OPERATING,
+                    Boundary(price=-rho * target, price_c2=rho / 2))
+        result = op.solve()
+        op.model.free_solvers()  # the settlement reads the feeder's data, not its solver
+        self._models[feeder_id] = op
+        return result
+
+    def forget_consensus(self) -> None:
+        """Drop the models of consensus iterations (the run is over)."""
+        self._consensus.clear()
+        self._last_target.clear()
+
+
+def _proximal(op: DsoOpf, rho: float) -> np.ndarray:
+    """Hessian diagonal over the feeder's ``P`` variables of rho/2 (p - target)^2: rho per
+    period on the root import (the consensus model has no other quadratic cost on ``P``:
+    its boundary is a linear price)."""
+    diag = np.zeros((op.T, op.tree.n))
+    diag[:, 0] = rho * op.dt
+    return diag.ravel()

@@ -460,15 +460,26 @@ class InterfaceSchedule(Message):
     p_mw : numpy.ndarray
         Import into the feeder, MW, ``(n_periods,)``; positive = power flows from
         transmission into the feeder.
+    deviation_penalty : float
+        What deviating from ``p_mw`` costs the recipient, $/MW^2h: in each period
+        ``deviation_penalty / 2 x (p - p_mw)^2 x period_hours`` (the proximal term of a
+        consensus (ADMM) iteration); 0 (default) for a plain schedule.
     """
 
     KIND: ClassVar[str] = "interface_schedule"
     feeder_id: str
     p_mw: np.ndarray
+    deviation_penalty: float = 0.0
 
     def _validate(self) -> None:
         self._string("feeder_id")
         self._array("p_mw")
+        rho = self.deviation_penalty
+        if (isinstance(rho, bool) or not isinstance(rho, numbers.Real)
+                or not math.isfinite(rho) or rho < 0):
+            raise TsodsoError(f"{self._where('deviation_penalty')}: must be a finite number "
+                              f">= 0 ($/MW^2h), got {rho!r}")
+        self._set("deviation_penalty", float(rho))
 
 
 @dataclass(frozen=True, eq=False)

@@ -208,18 +208,21 @@ def run_schemes(system: System, names: list[str], options: dict[str, dict[str, A
     bus on that log. A scheme that ends without an answer (:class:`SolveError`) is
     returned as its error while the others still run. Returns outcomes in the order of
     ``names``."""
+    from tsodso import progress
     from tsodso.actors import MessageBus
 
     outcomes: dict[str, Outcome | SolveError] = {}
-    for name in (["common"] if "common" in names else []) + [n for n in names
-                                                             if n != "common"]:
-        extra = dict(options.get(name, {}))
-        if log is not None:
-            extra["bus"] = MessageBus(log, scheme=name)
-        try:
-            outcomes[name] = run_scheme(system, name, **extra)
-        except SolveError as err:
-            outcomes[name] = err
+    order = (["common"] if "common" in names else []) + [n for n in names if n != "common"]
+    with progress.task("schemes", total=len(order)) as step:
+        for name in order:
+            extra = dict(options.get(name, {}))
+            if log is not None:
+                extra["bus"] = MessageBus(log, scheme=name)
+            try:
+                outcomes[name] = run_scheme(system, name, **extra)
+            except SolveError as err:
+                outcomes[name] = err
+            step(info=f"{name} done")
     return {name: outcomes[name] for name in names}
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from tsodso.actors import MessageBus
-from tsodso.coordination.outcome import Outcome, _without_ders, settle
+from tsodso.actors.tso import without_ders
+from tsodso.coordination.outcome import Outcome, settle
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.dlmp import extract
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
@@ -42,7 +43,7 @@ def build_joint(system: System, options: DsoOptions | None = None
     fids = system.feeder_ids
     _check_joint_memory(system)
     model = Model("common")
-    view = tso_view(_without_ders(system), system.rules)
+    view = tso_view(without_ders(system), system.rules)
     view.fixed_load = view.fixed_load.iloc[:, :0]  # feeders are modelled, not fixed loads
     tso = TsoMarket(system, TsoOptions(solver="clarabel"), view=view, model=model,
                     prefix="tso/", interface_feeders=fids)

@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 
 from tsodso.actors.dso import Dso
-from tsodso.actors.tso import tso_part
+from tsodso.actors.tso import Tso
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
 from tsodso.shortfalls import Shortfalls
-from tsodso.tso import TsoMarket, TsoOptions, TsoResult
+from tsodso.tso import TsoResult
 from tsodso.tso.dc_network import build_dc_network
-from tsodso.tso.offers import TsoView, der_availability, tso_view
+from tsodso.tso.offers import der_availability
 
 
 @dataclass
@@ -68,6 +68,21 @@ class Outcome:
     #: the parts of each feeder's DLMPs, P and Q: feeder -> "p:energy", "p:loss", ...,
     #: "q:voltage" -> (periods x bus), $/MWh or $/MVArh; the parts sum to the DLMP
     dlmp_components: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+    #: LMPs of every transmission bus in the settled redispatch, $/MWh (periods x bus_id)
+    lmp: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: voltage magnitudes per feeder from the AC power flow whose violations are reported
+    #: (the market dispatch), pu (periods x bus_id); NaN where it did not converge
+    voltages: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: final DER output, MW, injection positive (periods x der_id)
+    der_dispatch: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def plot(self) -> Any:
+        """Charts of this outcome (``outcome.plot.dlmp(feeder_id)``, ...: see
+        :class:`tsodso.report.plotting.OutcomePlots`; needs the plot extra)."""
+        from tsodso.report.plotting import OutcomePlots
+
+        return OutcomePlots(self)
 
     def violation_summary(self) -> dict[str, Any]:
         """Counts of the market dispatch's AC violations (bus x period for voltage, line or
@@ -135,26 +150,6 @@ class Outcome:
         return {"energy_mwh": float(energy), "payments": float(money)}
 
 
-def fixed_interface_view(system: System, imports: pd.DataFrame) -> TsoView:
-    """A TSO view in which feeders are fixed loads equal to their ``imports``
-    (periods x feeder_id, MW) and no DER offers: the TSO's real-time redispatch."""
-    empty = tso_view(_without_ders(system), system.rules)
-    interface = system.feeders.set_index("feeder_id").interface_bus
-    load = imports.T.groupby(imports.columns.map(interface)).sum().T
-    load.columns = load.columns.astype(np.int64)
-    empty.fixed_load = load
-    return empty
-
-
-def _without_ders(system: System) -> System:
-    import copy
-
-    s = copy.copy(system)
-    s.ders = system.ders.iloc[:0]
-    s.der_bids = system.der_bids.iloc[:0]
-    return s
-
-
 def der_costs(system: System, result: DsoResult, ders_by_id: pd.DataFrame | None = None
               ) -> float:
     """Production cost of a feeder's final dispatch: DER offers (positive output at their
@@ -207,15 +202,11 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     # the DSOs send their final imports; the TSO redispatches around what it received
     imports = pd.DataFrame(ex.interface_schedules(
         {f: results[f].interface_p_mw.to_numpy() for f in fids}, to_tso=True))
+    tso = Tso.of(system)
     if tso_result is None:  # the TSO redispatches on its own part: it holds no feeder data
-        tso_system = tso_part(system)
-        market = TsoMarket(tso_system, TsoOptions(periods=T),
-                           view=fixed_interface_view(tso_system, imports))
-        tso_result = market.solve()
-    interface = system.feeders.set_index("feeder_id").interface_bus
+        tso_result = tso.redispatch(imports, periods=T)
     lmp = tso_result.lmp
-    iface_lmp = pd.DataFrame({f: lmp[int(interface[f])].to_numpy() for f in fids},
-                             index=lmp.index)
+    iface_lmp = pd.DataFrame(tso.interface_prices(lmp, fids), index=lmp.index)
     results = dict(results)
     for f, (sens_p, sens_q) in (schedule_follows or {}).items():
         results[f] = _repriced(results[f], iface_lmp[f].to_numpy(), sens_p, sens_q)
@@ -231,9 +222,12 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     dso_costs = {f: der_costs(system, results[f], ders_by_id) for f in fids}
     # violations of what the market scheduled
     frames = []
+    voltages = {}
     for f in fids:
         dispatched = (market_dispatch or results)[f]
-        viol = dispatch_power_flow(ops[f], dispatched).violations()
+        flow = dispatch_power_flow(ops[f], dispatched)
+        voltages[f] = flow.vm_pu
+        viol = flow.violations()
         excess = (viol.value - viol.limit).abs()
         # ignore solver-tolerance excesses: 1e-4 pu of voltage, 0.1 % of a rating; keep
         # the rows of periods whose power flow did not converge (value and limit NaN)
@@ -321,7 +315,9 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         violations=violations, curtailed_mwh=curtailed, messages=ex.summary(),
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
-        notes=list(notes or []),
+        notes=list(notes or []), lmp=lmp, voltages=voltages,
+        der_dispatch=(pd.concat([results[f].der_p_mw for f in fids], axis=1)
+                      if fids else pd.DataFrame()),
     )
 
 

@@ -741,6 +741,14 @@ class Run:
         path = self.folder / LOG_FILE
         return path if path.is_file() else None
 
+    @property
+    def plot(self) -> Any:
+        """Charts of the run's schemes together (``run.plot.comparison()``, ...: see
+        :class:`tsodso.report.plotting.RunPlots`; needs the plot extra)."""
+        from tsodso.report.plotting import RunPlots
+
+        return RunPlots(self)
+
     def comparison(self) -> pd.DataFrame:
         """One row per scheme (see :func:`comparison_frame`)."""
         return comparison_frame(self.outcomes)

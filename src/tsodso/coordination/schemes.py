@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsodso.actors import MessageBus
+from tsodso import progress
+from tsodso.actors import MessageBus, Party
+from tsodso.actors.aggregator import Aggregator
 from tsodso.actors.dso import Dso
-from tsodso.actors.tso import tso_part
-from tsodso.coordination.outcome import Outcome, fixed_interface_view, settle
+from tsodso.actors.tso import Tso, fixed_interface_view
+from tsodso.coordination.outcome import Outcome, settle
 from tsodso.coordination.protocol import Exchange
 from tsodso.dso.opf import DsoResult
 from tsodso.errors import TsodsoError
@@ -29,23 +31,29 @@ from tsodso.tso import TsoMarket, TsoOptions
 from tsodso.tso.offers import der_availability, tso_view
 
 
-def _interface_lmp(system: System, lmp: pd.DataFrame) -> dict[str, np.ndarray]:
-    bus = system.feeders.set_index("feeder_id").interface_bus
-    return {f: lmp[int(bus[f])].to_numpy() for f in system.feeder_ids}
-
-
 def dsos_of(system: System) -> dict[str, Dso]:
-    """One DSO party per feeder, each holding only its feeder's part of ``system``."""
-    return {f: Dso.of(system, [f], name=f) for f in system.feeder_ids}
+    """Feeder id -> the party of the DSO operating it (:attr:`System.dso_feeders`): one
+    :class:`Dso` per DSO, holding only its feeders' part of ``system``."""
+    out: dict[str, Dso] = {}
+    for name, feeders in system.dso_feeders.items():
+        party = Dso.of(system, feeders, name=name)
+        out.update(dict.fromkeys(feeders, party))
+    return out
 
 
-def _market_view(system: System, ex: Exchange) -> Any:
-    """The TSO's view of the DER offers, with each offer's availability as the aggregators
+def aggregators_of(system: System) -> list[Aggregator]:
+    """One aggregator party per aggregator with DERs, each holding only its portfolio."""
+    names = dict.fromkeys(str(a) for a in system.ders.aggregator_id.fillna("") if a)
+    return [Aggregator.of(system, a) for a in names]
+
+
+def _market_view(system: System, ex: Exchange, aggregators: list[Aggregator]) -> Any:
+    """The TSO's view of the DER offers, with each offer's availability as its aggregator
     sent it (one availability schedule per aggregator)."""
     view = tso_view(system, system.rules)
     e = view.energy
     if len(e.table):
-        e.p_max, e.p_min = ex.availability(e.table, e.p_max, e.p_min)
+        e.p_max, e.p_min = ex.availability(aggregators, e.table, system.rules)
     return view
 
 
@@ -62,10 +70,11 @@ def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
     and the interface price, corrects its feeder and asks aggregators to curtail."""
     started = time.perf_counter() if started is None else started
     ex = ex or Exchange(system, scheme, bus)
-    view = _market_view(system, ex)
+    aggregators = {Party.aggregator(a.name): a for a in aggregators_of(system)}
+    view = _market_view(system, ex, list(aggregators.values()))
     tso = TsoMarket(system, TsoOptions(), view=view).solve()
     schedule = ex.der_schedules(system, tso.der_dispatch)
-    lmp = ex.interface_prices(_interface_lmp(system, tso.lmp))
+    lmp = ex.interface_prices(Tso.of(system).interface_prices(tso.lmp))
     dsos = dsos_of(system)
     agg = system.ders.set_index("der_id").aggregator_id
     market, final = {}, {}
@@ -75,7 +84,9 @@ def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
         market[f] = _as_scheduled(res, schedule[ids])
         final[f] = res
         if res.shed_mw.to_numpy().sum() > 1e-6 or _curtailed(res, schedule) > 1e-6:
-            ex.curtailment(f, res.der_p_mw, agg)
+            for party, box in ex.curtailment(f, res.der_p_mw, agg).items():
+                if party in aggregators:
+                    aggregators[party].receive(box)
     return settle(scheme, system, dsos, final, ex, started, market_dispatch=market,
                   priced_at_lmp=system.feeder_ids)
 
@@ -192,32 +203,33 @@ def run_hierarchical(system: System, max_iterations: int = 40, damping: float = 
     # the DSOs' forecasts start the iteration
     imports = pd.DataFrame(ex.interface_schedules(
         {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True))
-    tso_system = tso_part(system)  # the TSO holds no feeder data here
-    market = TsoMarket(tso_system, TsoOptions(),
-                       view=fixed_interface_view(tso_system, imports))
+    tso = Tso.of(system)  # the TSO holds no feeder data here
+    market = tso.market_on_imports(imports)
     rows = []
     prices_prev = None
     results: dict[str, DsoResult] = {}
     status = "not converged"
     k = 0
-    for k in range(1, max_iterations + 1):
-        tso = market.solve()
-        prices = ex.interface_prices(_interface_lmp(system, tso.lmp), k)
-        results = {f: dsos[f].clear_at_price(f, prices[f]) for f in fids}
-        new = pd.DataFrame(ex.interface_schedules(
-            {f: results[f].interface_p_mw.to_numpy() for f in fids}, to_tso=True,
-            iteration=k))
-        gap_mw = float(np.abs(new.to_numpy() - imports.to_numpy()).max())
-        gap_price = float("inf") if prices_prev is None else max(
-            float(np.abs(prices[f] - prices_prev[f]).max()) for f in fids)
-        rows.append({"iteration": k, "quantity_residual_mw": gap_mw,
-                     "price_residual": gap_price})
-        prices_prev = prices
-        if gap_mw < tol_mw and gap_price < tol_price:
-            status = "optimal"
-            break
-        imports = imports + damping * (new - imports)
-        market.set_interface_load(fixed_interface_view(tso_system, imports).fixed_load)
+    with progress.task("hierarchical iterations", total=max_iterations) as step:
+        for k in range(1, max_iterations + 1):
+            cleared = market.solve()
+            prices = ex.interface_prices(tso.interface_prices(cleared.lmp), k)
+            results = {f: dsos[f].clear_at_price(f, prices[f]) for f in fids}
+            new = pd.DataFrame(ex.interface_schedules(
+                {f: results[f].interface_p_mw.to_numpy() for f in fids}, to_tso=True,
+                iteration=k))
+            gap_mw = float(np.abs(new.to_numpy() - imports.to_numpy()).max())
+            gap_price = float("inf") if prices_prev is None else max(
+                float(np.abs(prices[f] - prices_prev[f]).max()) for f in fids)
+            rows.append({"iteration": k, "quantity_residual_mw": gap_mw,
+                         "price_residual": gap_price})
+            step(info=f"residuals {gap_mw:.2g} MW, {gap_price:.2g} $/MWh")
+            prices_prev = prices
+            if gap_mw < tol_mw and gap_price < tol_price:
+                status = "optimal"
+                break
+            imports = imports + damping * (new - imports)
+            market.set_interface_load(tso.imports_load(imports))
     notes = [] if status == "optimal" else [
         f"did not converge in {max_iterations} iterations (last residuals: "
         f"{rows[-1]['quantity_residual_mw']:.4g} MW, {rows[-1]['price_residual']:.4g} $/MWh)"]
@@ -236,19 +248,17 @@ def run_local(system: System, levels: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0),
     ex = Exchange(system, "local", bus)
     fids = system.feeder_ids
     dsos = dsos_of(system)
-    tso_system = tso_part(system)  # the TSO holds no feeder data here
-    forecast = TsoMarket(tso_system, TsoOptions(), view=fixed_interface_view(
-        tso_system, pd.DataFrame(ex.interface_schedules(
-            {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True)))).solve()
-    prices = ex.interface_prices(_interface_lmp(system, forecast.lmp))
+    tso = Tso.of(system)  # the TSO holds no feeder data here
+    forecast = tso.market_on_imports(pd.DataFrame(ex.interface_schedules(
+        {f: dsos[f].forecast_import(f) for f in fids}, to_tso=True))).solve()
+    prices = ex.interface_prices(tso.interface_prices(forecast.lmp))
     base_import, steps = {}, {}
     for f in fids:
         base_import[f], curve = dsos[f].price_response(f, prices[f], levels)
         steps[f] = _offered_steps(ex, system, f, prices[f], base_import[f], curve)
-    view = fixed_interface_view(tso_system, pd.DataFrame(base_import))
-    view = _with_interface_bids(tso_system, view, steps)
-    tso = TsoMarket(tso_system, TsoOptions(), view=view).solve()
-    accepted = tso.offers
+    view = fixed_interface_view(tso.system, pd.DataFrame(base_import))
+    view = _with_interface_bids(tso.system, view, steps)
+    accepted = TsoMarket(tso.system, TsoOptions(), view=view).solve().offers
     schedules = {}
     for f in fids:
         cols = [c for c in accepted.columns if c.startswith(f"iface:{f}:")]
@@ -294,10 +304,12 @@ def _with_interface_bids(system: System, view: Any,
     """Turn each feeder's interface offers (as the TSO received them) into TSO energy
     offers at its interface bus: import reductions inject, import increases consume."""
     bus = system.feeders.set_index("feeder_id").interface_bus
+    dso_of = system.dso_of()
     rows, pmax, pmin = [], [], []
     for f, offers in steps.items():
         for offer_id, price, up, down in offers:
-            rows.append((offer_id, f"dso:{f}", int(bus[f]), "interface", price, np.inf))
+            rows.append((offer_id, f"dso:{dso_of[f]}", int(bus[f]), "interface", price,
+                         np.inf))
             pmax.append(up)
             pmin.append(-down)
     table = pd.DataFrame(rows, columns=["offer_id", "aggregator_id", "bus_id", "kind",
@@ -309,6 +321,6 @@ def _with_interface_bids(system: System, view: Any,
     return view
 
 
-__all__ = ["dsos_of", "prequalify",
+__all__ = ["aggregators_of", "dsos_of", "prequalify",
            "run_centralized", "run_hierarchical", "run_local", "run_shared_balancing",
            "run_tso_only"]

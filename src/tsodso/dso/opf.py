@@ -34,6 +34,16 @@ from tsodso.errors import Issue, SolveError, TsodsoError, ValidationError
 from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
+from tsodso.opt.der_blocks import (
+    EvNames,
+    OfferNames,
+    StorageNames,
+    add_energy_offers,
+    add_ev_charging,
+    add_shedding,
+    add_storage,
+    ev_plugged,
+)
 from tsodso.opt.namespace import Namespace
 from tsodso.resources import check_periods, check_problem, dso_size
 from tsodso.shortfalls import Shortfalls
@@ -197,10 +207,6 @@ def _kron(a: Any, periods: int) -> sp.csr_array:
     return sp.csr_array(sp.kron(sp.identity(periods, format="csr"), sp.csr_array(a)))
 
 
-def _lag(periods: int) -> sp.csr_array:
-    return sp.csr_array(sp.eye(periods, k=-1, format="csr"))
-
-
 def _pick(n: int, rows: np.ndarray) -> sp.csr_array:
     return sp.csr_array((np.ones(len(rows)), (np.arange(len(rows)), rows)), shape=(len(rows), n))
 
@@ -278,56 +284,44 @@ class DsoOpf:
         pmin = np.tile(np.maximum(d.p_min_mw.to_numpy()[g_idx], 0.0), (T, 1))
         pmin = np.minimum(pmin, cap[:, g_idx])
         self.pg_bounds = (pmin.ravel(), cap[:, g_idx].ravel())
-        self.pg = m.add_variables("der_p", T * G, lb=pmin.ravel(), ub=cap[:, g_idx].ravel(),
-                                  cost=tile(d.cost_per_mwh.to_numpy()[g_idx] * dt))
         budget = d.energy_mwh.to_numpy()[g_idx]
-        lim = np.flatnonzero(dr[g_idx] & (budget > 0))
-        if len(lim):
-            m.add_constraints("dr_budget", [(self.pg, sp.kron(np.full((1, T), dt),
-                                                               _pick(G, lim)))],
-                              ub=budget[lim])
+        budget = np.where(dr[g_idx] & (budget > 0), budget, np.inf)  # DR energy, MWh
+        self.pg = add_energy_offers(
+            m, OfferNames(power="der_p", budget="dr_budget"), T, dt, p_min_mw=pmin,
+            p_max_mw=cap[:, g_idx], price_per_mwh=d.cost_per_mwh.to_numpy()[g_idx],
+            budget_mwh=budget).power
         # storage
         s_idx = np.flatnonzero((d.kind == "storage").to_numpy())
         self.s_idx = s_idx
         S = len(s_idx)
         st = d.iloc[s_idx]
-        self.ch = m.add_variables("st_ch", T * S, ub=tile(-st.p_min_mw))
-        self.dis = m.add_variables("st_dis", T * S, ub=tile(st.p_max_mw),
-                                   cost=tile(st.cost_per_mwh * dt))
-        e_lb = np.tile((st.soc_min * st.energy_mwh).to_numpy(), (T, 1))
-        e0 = (st.soc_init * st.energy_mwh).to_numpy()
-        if S:
-            e_lb[-1] = np.maximum(e_lb[-1], e0)
-        self.e = m.add_variables("st_e", T * S, lb=e_lb.ravel(),
-                                 ub=tile(st.soc_max * st.energy_mwh))
-        if S:
-            rhs = np.zeros((T, S))
-            rhs[0] = e0
-            m.add_constraints("st_balance", [
-                (self.e, sp.identity(T * S) - sp.kron(_lag(T), sp.identity(S))),
-                (self.ch, -dt * tile(st.eta_charge)), (self.dis, dt / tile(st.eta_discharge)),
-            ], lb=rhs.ravel(), ub=rhs.ravel())
+        storage = add_storage(
+            m, StorageNames(charge="st_ch", discharge="st_dis", energy="st_e",
+                            balance="st_balance"), T, dt,
+            p_charge_mw=-st.p_min_mw.to_numpy(float), p_discharge_mw=st.p_max_mw.to_numpy(float),
+            cost_per_mwh=st.cost_per_mwh.to_numpy(float),
+            e_min_mwh=(st.soc_min * st.energy_mwh).to_numpy(float),
+            e_max_mwh=(st.soc_max * st.energy_mwh).to_numpy(float),
+            e_init_mwh=(st.soc_init * st.energy_mwh).to_numpy(float),
+            eta_charge=st.eta_charge.to_numpy(float),
+            eta_discharge=st.eta_discharge.to_numpy(float))
+        self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
         # EVs
         v_idx = np.flatnonzero((d.kind == "ev").to_numpy())
         self.v_idx = v_idx
-        E = len(v_idx)
         ev = d.iloc[v_idx]
         dep = np.where(ev.departure_period < 0, T, np.minimum(ev.departure_period, T))
-        t_col = np.arange(T)[:, None]
-        plugged = (t_col >= ev.arrival_period.to_numpy()) & (t_col < dep)
-        self.evc = m.add_variables("ev_ch", T * E, ub=(plugged * -ev.p_min_mw.to_numpy()).ravel())
-        self.eve = m.add_variables("ev_e", T * E, ub=tile(ev.soc_max * ev.energy_mwh))
-        self.ev_short = m.add_variables("ev_short", E, cost=rules.value_of_lost_load)
-        if E:
-            rhs = np.zeros((T, E))
-            rhs[0] = (ev.soc_init * ev.energy_mwh).to_numpy()
-            m.add_constraints("ev_balance", [
-                (self.eve, sp.identity(T * E) - sp.kron(_lag(T), sp.identity(E))),
-                (self.evc, -dt * tile(ev.eta_charge))], lb=rhs.ravel(), ub=rhs.ravel())
-            pick = sp.csr_array((np.ones(E), (np.arange(E), (dep - 1) * E + np.arange(E))),
-                                shape=(E, T * E))
-            m.add_constraints("ev_need", [(self.eve, pick), (self.ev_short, 1.0)],
-                              lb=ev.energy_need_mwh.to_numpy())
+        plugged = ev_plugged(T, ev.arrival_period.to_numpy(), dep)
+        evs = add_ev_charging(
+            m, EvNames(charge="ev_ch", energy="ev_e", shortfall="ev_short",
+                       balance="ev_balance", need="ev_need"), T, dt,
+            p_charge_mw=plugged * -ev.p_min_mw.to_numpy(),
+            e_max_mwh=(ev.soc_max * ev.energy_mwh).to_numpy(float),
+            e_init_mwh=(ev.soc_init * ev.energy_mwh).to_numpy(float),
+            eta_charge=ev.eta_charge.to_numpy(float),
+            need_mwh=ev.energy_need_mwh.to_numpy(float), departure_period=dep,
+            shortfall_cost_per_mwh=rules.value_of_lost_load)
+        self.evc, self.eve, self.ev_short = evs.charge, evs.energy, evs.shortfall
         # reactive capability of inverters (pv, wind, dg, storage with s_max)
         smax = d.s_max_mva.to_numpy()
         q_idx = np.flatnonzero(np.isfinite(smax) & (gen_kind | (d.kind == "storage").to_numpy()))
@@ -348,8 +342,8 @@ class DsoOpf:
 
         # ---- load shedding at value of lost load
         shed_ub = np.maximum(p_load, 0) if self.options.allow_shed else np.zeros_like(p_load)
-        self.shed = m.add_variables("shed", T * n, ub=shed_ub.ravel(),
-                                    cost=rules.value_of_lost_load * dt)
+        self.shed = add_shedding(m, "shed", T, n, dt, value_of_lost_load=rules.value_of_lost_load,
+                                 ub_mw=shed_ub)
 
         # ---- an extra injection h * shape_t at one bus, h maximised (hosting capacity)
         extra_terms = []

@@ -16,6 +16,8 @@ keys, their types and bounds are::
                     substation_margin (> 0), line_margin (> 0), id}]
                                                  # at most MAX_FEEDERS feeders in all
     ders:         {<kind>: {share (>= 0), bus_fraction (0 < f <= 1), <kind options>}}
+    dso:          {<DSO name>: [feeder id, ...]}  # who operates which feeders; feeders
+                                                 # not listed: one DSO per interface bus
     aggregators:  {per_feeder: true | count (>= 1), markets}
     profiles:     {source: simbench, day (0 .. 365), series: {name: SimBench column},
                    normalize: [names], transmission_load: name, feeder_load: name}
@@ -74,7 +76,7 @@ from tsodso.rules import PRESETS, MarketRules, get_rules
 MAX_FEEDERS = 10_000  # feeders a scenario may attach (10x the largest benchmark)
 DAYS_IN_YEAR = 366  # SimBench's profiles cover 2016
 SCENARIO_KEYS = ("name", "description", "seed", "horizon", "transmission", "simbench",
-                 "feeders", "ders", "aggregators", "profiles", "rules")
+                 "feeders", "dso", "ders", "aggregators", "profiles", "rules")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -413,6 +415,7 @@ def build_scenario(data: Any, base_dir: Path | None = None, source: str = "") ->
         system.description = description
     system.rules = rules
     system.check()  # DERs are placed on a consistent network only
+    _assign_dsos(system, top)
     rng = np.random.default_rng(seed)
     ders = _place_ders(system, top.sub("ders"), rng)
     if len(ders):
@@ -712,6 +715,39 @@ def _der_rows(kind: str, fid: str, buses: np.ndarray, p: np.ndarray, o: dict[str
     elif kind == "demand_response":
         frame["energy_mwh"] = p * o["hours"]
     return conform(frame, DERS)[0]  # absent columns take their declared defaults
+
+
+def _assign_dsos(system: System, top: MappingReader) -> None:
+    """The ``dso`` key: each named DSO operates the feeders listed under it (feeder ids as
+    built, e.g. ``case33bw@9``); a feeder not listed keeps the default, the DSO of its
+    interface bus (``bus<N>``). A feeder listed twice, an unknown feeder id or a DSO
+    without feeders is an error."""
+    data = top.data.get("dso")
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise top.issue("dso", "expected a mapping of DSO name to a list of feeder ids, got "
+                               f"{type(data).__name__} {_short(data)}")
+    r = top.sub("dso")
+    known = system.feeder_ids
+    owner: dict[str, str] = {}
+    for name in data:
+        if not isinstance(name, str) or not name.strip() or ":" in name:
+            raise r.issue(str(name), "a DSO name is a non-empty text without ':'")
+        feeders = r.items(name, str)
+        if not feeders:
+            raise r.issue(name, "lists no feeders")
+        for i, fid in enumerate(feeders):
+            if fid not in known:
+                raise r.issue(f"{name}[{i}]", f"no feeder '{fid}' in the scenario"
+                                              f"{did_you_mean(fid, known)}")
+            if fid in owner:
+                raise r.issue(f"{name}[{i}]", f"feeder '{fid}' is already operated by DSO "
+                                              f"'{owner[fid]}'")
+            owner[fid] = name
+    f = system.feeders.copy()
+    f["dso_id"] = [owner.get(str(fid), "") for fid in f.feeder_id]
+    system.feeders = f
 
 
 def _assign_aggregators(system: System, r: MappingReader) -> None:

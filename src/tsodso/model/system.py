@@ -92,6 +92,25 @@ class System:
     def feeder_ids(self) -> list[str]:
         return [str(f) for f in self.feeders["feeder_id"]]
 
+    def dso_of(self) -> dict[str, str]:
+        """Feeder id -> the DSO that operates it: the feeder's ``dso_id``, or where that is
+        empty, ``bus<interface_bus>`` (one DSO per interface bus, the default)."""
+        f = self.feeders
+        if "dso_id" not in f.columns:
+            named = [""] * len(f)
+        else:
+            named = ["" if pd.isna(d) else str(d) for d in f.dso_id]
+        return {str(fid): d or f"bus{int(bus)}"
+                for fid, bus, d in zip(f.feeder_id, f.interface_bus, named, strict=True)}
+
+    @property
+    def dso_feeders(self) -> dict[str, list[str]]:
+        """DSO name -> the feeders it operates (both in the order of the feeders table)."""
+        out: dict[str, list[str]] = {}
+        for fid, dso in self.dso_of().items():
+            out.setdefault(dso, []).append(fid)
+        return out
+
     def feeder(self, feeder_id: str) -> Feeder:
         """One feeder's tables (raises :class:`~tsodso.errors.UnknownFeederError`, a
         ``KeyError`` and a tsodso error, naming the feeder if unknown)."""

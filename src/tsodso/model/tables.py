@@ -138,6 +138,8 @@ FEEDERS = TableSchema(
         C("load_scale", "float", "", "factor applied to the source case's loads", default=1.0,
           minimum=0.0),
         C("source", "str", "", "where the feeder came from (e.g. matpower:case33bw)", default=""),
+        C("dso_id", "str", "", "the DSO operating the feeder; '' = the DSO of its interface "
+          "bus, named bus<interface_bus>", default=""),
     ),
     "Radial distribution feeders and their TSO-DSO interface.",
 )

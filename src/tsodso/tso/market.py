@@ -35,6 +35,15 @@ from tsodso.errors import SolveError, TsodsoError
 from tsodso.model.schema import columns_as_lists
 from tsodso.model.system import System
 from tsodso.opt import Model, SolveStatus
+from tsodso.opt.der_blocks import (
+    EvNames,
+    OfferNames,
+    StorageNames,
+    add_energy_offers,
+    add_ev_charging,
+    add_shedding,
+    add_storage,
+)
 from tsodso.opt.namespace import Namespace
 from tsodso.resources import check_periods, check_problem, tso_size
 from tsodso.rules import MarketRules
@@ -196,11 +205,6 @@ def _incidence(n_rows: int, pos: np.ndarray) -> sp.csr_array:
                         shape=(n_rows, len(pos)))
 
 
-def _lag(periods: int) -> sp.csr_array:
-    """(T x T) matrix with ones below the diagonal: (L x)_t = x_{t-1}."""
-    return sp.csr_array(sp.eye(periods, k=-1, format="csr"))
-
-
 class TsoMarket:
     """A TSO market built once and re-solved as loads or prices change.
 
@@ -290,58 +294,38 @@ class TsoMarket:
         # ---- DER offers at interface buses
         v = self.view
         E = len(v.energy.table)
-        self.q = m.add_variables("offer", T * E, lb=v.energy.p_min[:T].ravel(),
-                                 ub=v.energy.p_max[:T].ravel(),
-                                 cost=tile(v.energy.table.price_per_mwh.to_numpy(float) * dt))
-        budget = v.energy.table.budget_mwh.to_numpy(dtype=float)
-        finite = np.flatnonzero(np.isfinite(budget))
-        if len(finite):
-            rows = sp.kron(np.full((1, T), dt), _select(E, finite))
-            m.add_constraints("offer_budget", [(self.q, rows)], ub=budget[finite])
+        self.q = add_energy_offers(
+            m, OfferNames(power="offer", budget="offer_budget"), T, dt,
+            p_min_mw=v.energy.p_min[:T], p_max_mw=v.energy.p_max[:T],
+            price_per_mwh=v.energy.table.price_per_mwh.to_numpy(float),
+            budget_mwh=v.energy.table.budget_mwh.to_numpy(float)).power
         st = v.storage.table
         S = len(st)
-        pch = st.p_charge_mw.to_numpy(float)
-        pdis = st.p_discharge_mw.to_numpy(float)
-        self.ch = m.add_variables("st_charge", T * S, ub=tile(pch))
-        self.dis = m.add_variables("st_discharge", T * S, ub=tile(pdis),
-                                   cost=tile(st.cost_per_mwh.to_numpy(float) * dt))
-        e_lb = np.tile(st.e_min_mwh.to_numpy(float), (T, 1))
-        if S:
-            e_lb[-1] = np.maximum(e_lb[-1], st.e_init_mwh.to_numpy(float))  # end >= start
-        self.e = m.add_variables("st_energy", T * S, lb=e_lb.ravel(),
-                                 ub=tile(st.e_max_mwh.to_numpy(float)))
-        if S:
-            eye = sp.identity(T * S, format="csr")
-            rhs = np.zeros((T, S))
-            rhs[0] = st.e_init_mwh.to_numpy(float)
-            m.add_constraints("st_balance", [
-                (self.e, eye - sp.kron(_lag(T), sp.identity(S))),
-                (self.ch, -dt * tile(st.eta_charge.to_numpy(float))),
-                (self.dis, dt / tile(st.eta_discharge.to_numpy(float))),
-            ], lb=rhs.ravel(), ub=rhs.ravel())
+        storage = add_storage(
+            m, StorageNames(charge="st_charge", discharge="st_discharge", energy="st_energy",
+                            balance="st_balance"), T, dt,
+            p_charge_mw=st.p_charge_mw.to_numpy(float),
+            p_discharge_mw=st.p_discharge_mw.to_numpy(float),
+            cost_per_mwh=st.cost_per_mwh.to_numpy(float),
+            e_min_mwh=st.e_min_mwh.to_numpy(float), e_max_mwh=st.e_max_mwh.to_numpy(float),
+            e_init_mwh=st.e_init_mwh.to_numpy(float),
+            eta_charge=st.eta_charge.to_numpy(float),
+            eta_discharge=st.eta_discharge.to_numpy(float))
+        self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
         ev = v.ev.table
         V = len(ev)
-        self.evc = m.add_variables("ev_charge", T * V, ub=v.ev.p_charge[:T].ravel())
-        self.eve = m.add_variables("ev_energy", T * V, ub=tile(ev.e_max_mwh.to_numpy(float)))
-        self.ev_short = m.add_variables("ev_shortfall", V,
-                                        cost=np.full(V, rules.value_of_lost_load))
-        if V:
-            rhs = np.zeros((T, V))
-            rhs[0] = ev.e_init_mwh.to_numpy(float)
-            m.add_constraints("ev_balance", [
-                (self.eve, sp.identity(T * V) - sp.kron(_lag(T), sp.identity(V))),
-                (self.evc, -dt * tile(ev.eta_charge.to_numpy(float))),
-            ], lb=rhs.ravel(), ub=rhs.ravel())
-            dep = np.minimum(ev.departure.to_numpy(int), T) - 1
-            pick = sp.csr_array((np.ones(V), (np.arange(V), dep * V + np.arange(V))),
-                                shape=(V, T * V))
-            m.add_constraints("ev_need", [(self.eve, pick), (self.ev_short, 1.0)],
-                              lb=ev.need_mwh.to_numpy(float))
+        evs = add_ev_charging(
+            m, EvNames(charge="ev_charge", energy="ev_energy", shortfall="ev_shortfall",
+                       balance="ev_balance", need="ev_need"), T, dt,
+            p_charge_mw=v.ev.p_charge[:T], e_max_mwh=ev.e_max_mwh.to_numpy(float),
+            e_init_mwh=ev.e_init_mwh.to_numpy(float), eta_charge=ev.eta_charge.to_numpy(float),
+            need_mwh=ev.need_mwh.to_numpy(float), departure_period=ev.departure.to_numpy(int),
+            shortfall_cost_per_mwh=rules.value_of_lost_load)
+        self.evc, self.eve, self.ev_short = evs.charge, evs.energy, evs.shortfall
 
         # ---- slack: load shedding and spill at value of lost load
         load = self._bus_load()
         self.load = load
-        voll = rules.value_of_lost_load * dt
         # only where they can act (half the columns, half the simplex iterations on pegase):
         # shedding at buses with load or a feeder, spill at buses with must-run output
         iface_pos = net.positions(sysm.feeders.interface_bus.to_numpy(), "feeders") if len(
@@ -352,9 +336,11 @@ class TsoMarket:
         offer_min = offer_min[(v.energy.p_min[:T] > 0).any(axis=0)] if E else offer_min
         self.shed_pos = np.union1d(np.flatnonzero((load > 0).any(axis=0)), iface_pos)
         self.spill_pos = np.union1d(np.union1d(must_run, offer_min), iface_pos).astype(int)
-        self.shed = m.add_variables("shed", T * len(self.shed_pos),
-                                    ub=np.maximum(load[:, self.shed_pos], 0).ravel(), cost=voll)
-        self.spill = m.add_variables("spill", T * len(self.spill_pos), cost=voll)
+        voll = rules.value_of_lost_load
+        self.shed = add_shedding(m, "shed", T, len(self.shed_pos), dt, value_of_lost_load=voll,
+                                 ub_mw=np.maximum(load[:, self.shed_pos], 0))
+        self.spill = add_shedding(m, "spill", T, len(self.spill_pos), dt,
+                                  value_of_lost_load=voll)
 
         # ---- nodal balance
         opos = net.positions(v.energy.table.bus_id.to_numpy(int), "offers") if E else []
