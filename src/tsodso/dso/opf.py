@@ -655,9 +655,16 @@ def solve_dso(system: System, feeder_id: str, boundary: Boundary | None = None,
 
 def _solve_chunk(system: System, feeder_ids: list[str], boundaries: list[Boundary | None],
                  options: DsoOptions | None) -> list[DsoResult]:
-    """Solve one chunk of feeders (one task per worker)."""
-    return [DsoOpf(system, f, options, b).solve()
-            for f, b in zip(feeder_ids, boundaries, strict=True)]
+    """Solve one chunk of feeders (one task per worker; progress is reported where a
+    reporter listens, i.e. in process)."""
+    from tsodso import progress
+
+    out = []
+    with progress.task("feeder OPFs", total=len(feeder_ids)) as step:
+        for f, b in zip(feeder_ids, boundaries, strict=True):
+            out.append(DsoOpf(system, f, options, b).solve())
+            step(info=f)
+    return out
 
 
 def feeders_only(system: System, feeder_ids: list[str]) -> System:

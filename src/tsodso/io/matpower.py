@@ -7,6 +7,8 @@ interpreter that understands exactly the statements such files use (scalar assig
 updates ``mpc.bus(:, [PD, QD]) = mpc.bus(:, [PD, QD]) / 1e3``, ``if`` on a scalar); their
 arithmetic is evaluated by :mod:`tsodso.io.mexpr`, never by Python's ``eval``. Anything else
 raises :class:`~tsodso.errors.ParseError` naming the statement instead of being ignored.
+Version-1 files (a function returning ``[baseMVA, bus, gen, branch, areas, gencost]``, as
+MATPOWER's own ``t_case9_opf.m`` is written) are read as MATPOWER's ``loadcase`` reads them.
 
 A case is either taken exactly as given or rejected: :func:`check_case` raises
 :class:`~tsodso.errors.ValidationError` with one :class:`~tsodso.errors.Issue` per problem,
@@ -258,6 +260,33 @@ def _split_blocks(text: str, name: str) -> tuple[dict[str, np.ndarray], dict[str
     return matrices, cells, "".join(code)
 
 
+#: A version-1 case file: a function returning its matrices, not an ``mpc`` struct.
+_V1_HEADER = re.compile(r"^\s*function\s*\[([\w\s,]+)\]\s*=\s*\w+", re.MULTILINE)
+#: The outputs of a version-1 case function, in MATPOWER's order.
+_V1_FIELDS = ("baseMVA", "bus", "gen", "branch", "areas", "gencost")
+
+
+def _version1_as_struct(text: str) -> str:
+    """A version-1 case (``function [baseMVA, bus, gen, branch, areas, gencost] = name``,
+    MATPOWER's format before the ``mpc`` struct) rewritten with ``mpc.`` fields, as
+    MATPOWER's ``loadcase`` builds the struct from the function's outputs: each output the
+    header names (``baseMVA``, ``bus``, ``gen``, ``branch``, ``areas``, ``gencost``) becomes
+    ``mpc.<name>`` wherever it is assigned or indexed. Version 2 text is returned as is.
+    The version-1 matrices are MATPOWER's narrower layout (no ramp or angle-limit
+    columns), which MATPOWER and this reader fill in the same way."""
+    m = _V1_HEADER.search(text)
+    if m is None:
+        return text
+    outputs = [o.strip() for o in m.group(1).split(",") if o.strip()]
+    if "bus" not in outputs or outputs != list(_V1_FIELDS[: len(outputs)]):
+        raise ParseError(f"a case function returning [{', '.join(outputs)}]: MATPOWER's "
+                         f"version-1 outputs are [{', '.join(_V1_FIELDS)}] (in this order)")
+    names = "|".join(outputs)
+    body = text[m.end():]
+    body = re.sub(rf"(?<![\w.])({names})(?=\s*[=(])", r"mpc.\1", body)
+    return text[:m.end()] + body
+
+
 def _statements(code: str) -> list[str]:
     code = _CONTINUATION.sub(" ", code)
     out: list[str] = []
@@ -426,7 +455,7 @@ def read_case(spec: str | Path) -> MatpowerCase:
     except OSError as err:
         raise ParseError(f"{path}: cannot read the file ({err.strerror})") from None
     name = path.stem
-    matrices, _cells, code = _split_blocks(_strip_comments(text), name)
+    matrices, _cells, code = _split_blocks(_version1_as_struct(_strip_comments(text)), name)
     for required in ("bus", "gen", "branch"):
         if required not in matrices:
             raise ParseError(f"{name}: no mpc.{required} matrix; is this a MATPOWER case file?")

@@ -4,6 +4,6 @@ run folder; :mod:`tsodso.report.charts` builds each chart as a Plotly figure. Ne
 
 from __future__ import annotations
 
-from tsodso.report.html import render_report, write_report
+from tsodso.report.html import render_report, write_figures, write_report
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "write_figures", "write_report"]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
@@ -246,6 +247,30 @@ def residuals(outcome: Any) -> Any:
     return fig
 
 
+def hosting_capacity(table: pd.DataFrame, feeder_id: str, kind: str = "pv") -> Any:
+    """Hosting capacity per bus (MW, AC-verified) with the OPF's estimate, each bar
+    coloured by the limit that binds first (undervoltage, overvoltage, overload) and the
+    period on hover; ``table`` as :func:`tsodso.dso.hosting_capacity.hosting_capacity`
+    returns it."""
+    go, _ = plotly_modules()
+    limit_colours = {"overvoltage": "#d62728", "undervoltage": "#1f77b4",
+                     "overload": "#ff7f0e"}
+    fig = go.Figure()
+    for limit, rows in table.groupby("limit", sort=True):
+        fig.add_trace(go.Bar(x=rows.bus_id.astype(str), y=rows.hosting_mw, name=str(limit),
+                             marker_color=limit_colours.get(str(limit), "#7f7f7f"),
+                             customdata=rows.period,
+                             hovertemplate="bus %{x}: %{y:.3f} MW (" + str(limit)
+                                           + ", period %{customdata})<extra></extra>"))
+    fig.add_trace(go.Scatter(x=table.bus_id.astype(str), y=table.opf_mw, mode="markers",
+                             name="OPF estimate", marker={"symbol": "x", "color": "#222"}))
+    fig.update_layout(title=f"Hosting capacity of {feeder_id} ({kind})", height=460,
+                      xaxis_title="bus", yaxis_title="MW (AC-verified)",
+                      xaxis={"categoryorder": "array",
+                             "categoryarray": [str(b) for b in table.bus_id]})
+    return fig
+
+
 # ------------------------------------------------------------------ the grid
 def _distance_order(system: System, feeder_id: str) -> list[int]:
     """A feeder's buses from the root outwards (breadth first)."""
@@ -390,6 +415,7 @@ def grid_prices(outcome: Any, system: System) -> Any:
 
 
 __all__ = ["KIND_COLOURS", "SCHEME_COLOURS", "comparison", "der_dispatch", "dlmp_heatmap",
-           "grid_layout", "grid_prices", "interface_prices", "interface_schedules",
-           "money_flows", "plotly_modules", "residuals", "voltage_profiles"]
+           "grid_layout", "grid_prices", "hosting_capacity", "interface_prices",
+           "interface_schedules", "money_flows", "plotly_modules", "residuals",
+           "voltage_profiles"]
 

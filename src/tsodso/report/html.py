@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tsodso.coordination.run_folder import Run, open_run
-from tsodso.errors import TsodsoError
+from tsodso.errors import TsodsoError, first_line
 from tsodso.report import charts
 
 _STYLE = """
@@ -66,7 +66,7 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _figure_html(fig: Any, chart_id: str) -> str:
+def figure_html(fig: Any, chart_id: str) -> str:
     """The figure as a ``div`` with id ``chart-<chart_id>`` (section anchors are not chart
     ids) and the figure's own height."""
     height = fig.layout.height
@@ -154,7 +154,7 @@ def render_report(run: Run) -> str:
             body.append(_table(run))
         for chart_id, build in items:
             try:
-                body.append(_figure_html(build(), chart_id))
+                body.append(figure_html(build(), chart_id))
             except TsodsoError as err:
                 body.append(f'<p class="note">{html.escape(str(err))}</p>')
         body.append("</section>")
@@ -164,7 +164,17 @@ def render_report(run: Run) -> str:
                        for k, v in failed.items())
     version = run.info.get("tsodso_version", "")
     created = run.info.get("created", "")
-    title = f"tsodso run: {run.scenario}"
+    return page(f"tsodso run: {run.scenario}", run.description,
+                f"{run.folder}" + (f" · tsodso {version}" if version else "")
+                + (f" · created {created}" if created else ""),
+                f'<nav>{"".join(toc)}</nav>'
+                + (f"<section><h2>Schemes that failed</h2><ul>{failures}</ul></section>"
+                   if failures else "") + "".join(parts))
+
+
+def page(title: str, subtitle: str, note: str, body: str) -> str:
+    """A self-contained HTML page: ``body`` (sections, charts as
+    :func:`figure_html` writes them) under a header, Plotly's JavaScript embedded once."""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -173,15 +183,74 @@ def render_report(run: Run) -> str:
 <script type="text/javascript">{_plotly_js()}</script>
 </head><body>
 <header><h1>{html.escape(title)}</h1>
-<div>{html.escape(run.description)}</div>
-<div class="note" style="color:#cfd8e3">{html.escape(str(run.folder))}
-{(" &middot; tsodso " + html.escape(str(version))) if version else ""}
-{(" &middot; created " + html.escape(str(created))) if created else ""}</div></header>
-<main><nav>{"".join(toc)}</nav>
-{"<section><h2>Schemes that failed</h2><ul>" + failures + "</ul></section>" if failures else ""}
-{"".join(parts)}
+<div>{html.escape(subtitle)}</div>
+<div class="note" style="color:#cfd8e3">{html.escape(note)}</div></header>
+<main>{body}
 </main></body></html>
 """
+
+
+#: Formats :func:`write_figures` writes by default (publication figures).
+FIGURE_FORMATS = ("png", "svg")
+
+
+def write_figures(run_dir: str | Path, folder: str | Path,
+                  formats: tuple[str, ...] = FIGURE_FORMATS, scale: float = 2.0,
+                  charts_only: list[str] | None = None) -> list[Path]:
+    """Write every chart of the run's report as an image per format (``<chart id>.png``,
+    ``.svg``; PNG at ``scale`` x the on-screen size) into ``folder``; sliders show their
+    first period. ``charts_only``: chart ids or shell patterns (``"dlmp-common-*"``) to
+    write, default all (ids as in the report: ``comparison``, ``money``,
+    ``grid-<scheme>``, ``dlmp-<scheme>-<feeder>``, ``voltage-<feeder>``, ...). Needs
+    Kaleido and a Chrome or Chromium browser (Kaleido finds it, or set ``BROWSER_PATH``).
+    Returns the files written."""
+    import fnmatch
+
+    import plotly.io as pio
+
+    bad = [f for f in formats if f not in ("png", "svg", "pdf", "jpeg", "webp")]
+    if bad or not formats:
+        raise TsodsoError(f"figure formats are png, svg, pdf, jpeg or webp; got "
+                          f"{', '.join(bad) or 'none'}")
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        raise TsodsoError('figures need Kaleido: pip install "tsodso[plot]" (and a Chrome or '
+                          "Chromium browser)") from None
+    run = open_run(run_dir)
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TsodsoError(f"{out}: cannot create the figures folder ({err.strerror or err})"
+                          ) from None
+    figures, paths = [], []
+    for _, _, items in _sections(run):
+        for chart_id, build in items:
+            if charts_only is not None and not any(fnmatch.fnmatchcase(chart_id, pattern)
+                                                   for pattern in charts_only):
+                continue
+            try:
+                fig = build()
+            except TsodsoError:
+                continue  # nothing to draw (the report says why)
+            for fmt in formats:
+                figures.append(fig)
+                paths.append(out / f"{_file_stem(chart_id)}.{fmt}")
+    if not figures:
+        raise TsodsoError(f"no chart of the report matches {charts_only}")
+    try:
+        pio.write_images(figures, paths, scale=scale)
+    except Exception as err:  # Kaleido's errors (no browser, ...) name no tsodso object
+        raise TsodsoError(f"writing figures with Kaleido failed: {first_line(err)} "
+                          "(a Chrome or Chromium browser is needed; set BROWSER_PATH)"
+                          ) from None
+    return paths
+
+
+def _file_stem(chart_id: str) -> str:
+    """A chart id as a file name (feeder ids hold '@' and '#')."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in chart_id)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -197,4 +266,5 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return path
 
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["FIGURE_FORMATS", "figure_html", "page", "render_report", "write_figures",
+           "write_report"]
