@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -178,3 +179,37 @@ def test_admm_final_solve_prices_at_the_consensus(high, outcomes):
     party.forget_consensus()
     with pytest.raises(TsodsoError, match="received no consensus target"):
         party.consensus_prices(fid)
+
+
+def test_the_initial_phase_dso_only_curtails_storage(high):
+    """In tso_only the DSO may curtail a storage unit's scheduled charging or discharging,
+    never move it to another period; with storage_redispatch it may (a DSO operating the
+    storage itself) and its cost at the interface price is then no higher."""
+    from tsodso.actors.dso import Dso
+
+    ders = high.ders
+    store = ders[ders.kind == "storage"].iloc[0]
+    fid = store.feeder_id
+    T = high.n_periods
+    schedule = pd.DataFrame(0.0, index=range(T), columns=ders.der_id)  # PV curtailed
+    p = min(float(store.p_max_mw), -float(store.p_min_mw)) / 2
+    schedule.loc[12, store.der_id] = -p  # charge at noon
+    schedule.loc[19, store.der_id] = p * 0.8  # discharge in the evening
+    price = np.full(T, 40.0)
+    price[3] = 5.0  # cheap at night: a free operator would charge then
+    dso = Dso.of(high, [fid])
+    held = dso.correct(fid, schedule, price)
+    out = held.der_p_mw[store.der_id].to_numpy()
+    sched = schedule[store.der_id].to_numpy()
+    assert np.all(np.sign(out) * np.sign(sched) >= 0)  # never the other direction
+    assert np.all(np.abs(out) <= np.abs(sched) + 1e-7)  # never more than scheduled
+    assert np.abs(out[sched == 0]).max() < 1e-7  # never moved to another period
+    free = dso.correct(fid, schedule, price, storage_redispatch=True)
+    moved = free.der_p_mw[store.der_id].to_numpy()
+    assert np.abs(moved[sched == 0]).max() > 1e-3  # a free operator moves it
+    assert free.objective <= held.objective + 1e-6
+
+
+def test_storage_redispatch_is_a_checked_option(high):
+    with pytest.raises(TsodsoError, match="storage_redispatch"):
+        run_scheme(high, "tso_only", storage_redispatch="yes")

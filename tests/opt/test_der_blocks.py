@@ -318,3 +318,49 @@ def test_both_markets_keep_their_block_names_and_handles(default_system) -> None
                                                 vb["st_e"])
     assert (dso.evc, dso.eve, dso.ev_short, dso.shed) == (vb["ev_ch"], vb["ev_e"],
                                                           vb["ev_short"], vb["shed"])
+
+
+# ---------------------------------------------------------------------- vehicle-to-grid
+# One EV plugged in over T = 3 (dt = 1 h): e_init 2, e_max 20, need 2 MWh at the end,
+# charging 5 MW at eta 0.9, discharging 4 MW (grid side) at eta 0.8 costing 5 $/MWh;
+# prices 10, 100, 12 $/MWh. A MWh sold at 100 takes 1.25 MWh from the battery, refilled
+# for at most 1.25 / 0.9 x 12 = 16.7 $: worth it, so the EV discharges its full 4 MW in
+# period 1. It charges its full 5 MW in period 0 (cheapest): e_0 = 2 + 4.5 = 6.5,
+# e_1 = 6.5 - 4 / 0.8 = 1.5, then the rest of its need in period 2: (2 - 1.5) / 0.9 MW.
+# Cost: 10 x 5 - 100 x 4 + 5 x 4 + 12 x 0.5556 = -323.333 $.
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_vehicle_to_grid_sells_at_the_peak_and_keeps_its_departure_energy(solver: str) -> None:
+    m = Model()
+    T = 3
+    block = add_ev_charging(m, EV, T, 1.0, p_charge_mw=np.full((T, 1), 5.0),
+                            e_max_mwh=[20.0], e_init_mwh=[2.0], eta_charge=[0.9],
+                            need_mwh=[2.0], departure_period=[T],
+                            shortfall_cost_per_mwh=1000.0,
+                            p_discharge_mw=np.full((T, 1), 4.0), eta_discharge=[0.8],
+                            discharge_cost_per_mwh=[5.0])
+    assert block.discharge is not None
+    g = _grid(m, T, 1.0, [10.0, 100.0, 12.0])
+    m.add_constraints("power", [(g, 1.0), (block.charge, -1.0), (block.discharge, 1.0)],
+                      lb=0.0, ub=0.0)
+    sol = m.solve(solver)
+    assert sol.ok
+    tol = ATOL[solver]
+    np.testing.assert_allclose(sol.value(block.charge), [5.0, 0.0, 0.5 / 0.9], atol=tol)
+    np.testing.assert_allclose(sol.value(block.discharge), [0.0, 4.0, 0.0], atol=tol)
+    np.testing.assert_allclose(sol.value(block.energy), [6.5, 1.5, 2.0], atol=tol)
+    np.testing.assert_allclose(sol.value(block.shortfall), [0.0], atol=tol)
+    assert sol.objective == pytest.approx(-323.3333333, abs=100 * tol)
+
+
+def test_no_discharge_block_without_vehicle_to_grid() -> None:
+    m = Model()
+    block = add_ev_charging(m, EV, 2, 1.0, p_charge_mw=np.ones((2, 1)), e_max_mwh=[4.0],
+                            e_init_mwh=[0.0], eta_charge=[1.0], need_mwh=[1.0],
+                            departure_period=[2], shortfall_cost_per_mwh=1.0,
+                            p_discharge_mw=np.zeros((2, 1)))
+    assert block.discharge is None and m.num_vars == 2 + 2 + 1
+    with pytest.raises(ValueError, match="p_discharge_mw"):
+        add_ev_charging(Model(), EV, 2, 1.0, p_charge_mw=np.ones((2, 1)), e_max_mwh=[4.0],
+                        e_init_mwh=[0.0], eta_charge=[1.0], need_mwh=[1.0],
+                        departure_period=[2], shortfall_cost_per_mwh=1.0,
+                        p_discharge_mw=np.ones((3, 1)))

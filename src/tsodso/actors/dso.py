@@ -147,11 +147,15 @@ class Dso:
                 m.set_cost(op.dis, np.full(len(op.dis), -op.dt))
                 m.set_bounds(op.ch, ub=np.zeros(len(op.ch)))
                 m.set_bounds(op.evc, ub=np.zeros(len(op.evc)))
+                if op.evd is not None:
+                    m.set_cost(op.evd, np.full(len(op.evd), -op.dt))
             else:
                 m.set_bounds(op.pg, lb=np.zeros_like(lb), ub=np.minimum(lb, 0) * 0)
                 m.set_bounds(op.dis, ub=np.zeros(len(op.dis)))
                 m.set_cost(op.ch, np.full(len(op.ch), -op.dt))
                 m.set_cost(op.evc, np.full(len(op.evc), -op.dt))
+                if op.evd is not None:
+                    m.set_bounds(op.evd, ub=np.zeros(len(op.evd)))
             inf = np.full(len(op.e), np.inf)
             m.set_bounds(op.e, lb=-inf, ub=inf)
             m.set_bounds(op.eve, lb=-np.full(len(op.eve), np.inf),
@@ -185,13 +189,15 @@ class Dso:
         self._models[feeder_id] = op
         return op.solve()
 
-    def correct(self, feeder_id: str, der_schedule: pd.DataFrame, price: np.ndarray
-                ) -> DsoResult:
+    def correct(self, feeder_id: str, der_schedule: pd.DataFrame, price: np.ndarray,
+                storage_redispatch: bool = False) -> DsoResult:
         """Correct the market's DER schedule (periods x der_id, MW) on the feeder, paying
-        ``price`` ($/MWh per period) for imports: generation-like DERs may only be curtailed
-        below their schedule and EV charging only reduced (unmet energy is priced at the
-        value of lost load); storage stays free for the DSO to redispatch at its cost. The
-        DSO corrects within that room, or sheds load at value of lost load."""
+        ``price`` ($/MWh per period) for imports. The DSO of the initial phase may only
+        curtail: generation-like DERs below their schedule, EV charging below its schedule
+        (unmet energy priced at the value of lost load), storage charging and discharging
+        each below its schedule (never moved to other periods); or shed load at the value of
+        lost load. ``storage_redispatch=True`` lets it redispatch storage freely at the
+        storage's cost instead (a DSO that operates the storage itself)."""
         op = DsoOpf(self.system, feeder_id, OPERATING, Boundary(price=price))
         sched = der_schedule.reindex(columns=op.ders.der_id).to_numpy()[: op.T]
         if np.isnan(sched).any():
@@ -205,6 +211,12 @@ class Dso:
         if len(op.v_idx):
             c = np.maximum(-sched[:, op.v_idx], 0).ravel()
             m.set_bounds(op.evc, lb=np.zeros_like(c), ub=c)
+            if op.evd is not None:  # vehicle-to-grid: curtailed below its schedule only
+                m.set_bounds(op.evd, ub=np.maximum(sched[:, op.v_idx], 0).ravel())
+        if len(op.s_idx) and not storage_redispatch:
+            s_sched = sched[:, op.s_idx]
+            m.set_bounds(op.ch, ub=np.maximum(-s_sched, 0).ravel())
+            m.set_bounds(op.dis, ub=np.maximum(s_sched, 0).ravel())
         self._models[feeder_id] = op
         return op.solve()
 

@@ -91,6 +91,7 @@ OPTION_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "damping": _damping,
     "levels": _levels,
     "tighten": require_bool,
+    "storage_redispatch": require_bool,
     "keep_solvers": _keep_solvers,
     "executor": _executor,
     "margin": _margin,

@@ -23,13 +23,13 @@ import pandas as pd
 from tsodso.actors.dso import Dso
 from tsodso.actors.tso import Tso
 from tsodso.coordination.protocol import Exchange
+from tsodso.coordination.settlement import settle_money
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
 from tsodso.shortfalls import Shortfalls
 from tsodso.tso import TsoResult
-from tsodso.tso.dc_network import build_dc_network
 from tsodso.tso.offers import der_availability
 
 
@@ -75,6 +75,9 @@ class Outcome:
     voltages: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: final DER output, MW, injection positive (periods x der_id)
     der_dispatch: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: settlement statements: party -> line item -> $ over the horizon, positive when the
+    #: party receives money (see :mod:`tsodso.coordination.settlement`); they sum to zero
+    statements: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def plot(self) -> Any:
@@ -237,50 +240,32 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         frames.append(viol)
     violations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["feeder_id", "period", "element", "element_id", "kind", "value", "limit"])
-    # Money (active power). Consumers pay the LMP (transmission loads and shunts, net of
-    # shedding) or their bus's DLMP (feeder loads); generators and DERs are paid likewise.
-    # What remains is rent: transmission congestion, distribution losses/congestion, and
-    # the gap between a DSO's root DLMP and the LMP it pays at the interface.
+    # Energy
     g = system.grid
-    gen_bus = g.generators.set_index("gen_id").bus_id.reindex(tso_result.dispatch.columns)
-    gen_rev = float((tso_result.dispatch.to_numpy()
-                     * lmp[gen_bus.to_numpy()].to_numpy()).sum() * dt)
+    lmp = tso_result.lmp
     loads = g.loads[g.loads.in_service & g.loads.bus_id.isin(lmp.columns)]
     tx = pd.DataFrame(0.0, index=lmp.index, columns=lmp.columns)
     tx_p = system.profiles.multipliers(loads.profile)[:T] * loads.p_mw.to_numpy()
     np.add.at(tx.to_numpy().T, tx.columns.get_indexer(loads.bus_id), tx_p.T)
     tx += g.buses.set_index("bus_id").gs_mw.reindex(lmp.columns).to_numpy()
-    served = tx - tso_result.shed + tso_result.spill
-    payments = float((served.to_numpy() * lmp.to_numpy()).sum() * dt)
     energy = {"generation": float(tso_result.dispatch.to_numpy().sum() * dt),
               "der_injection": 0.0, "der_consumption": 0.0,
               "load": float(tx.to_numpy().sum() * dt), "feeder_losses": 0.0,
               "shed": float((tso_result.shed - tso_result.spill).to_numpy().sum() * dt)}
-    net = build_dc_network(g)
-    f_lmp = lmp[net.bus_ids[net.from_pos]].to_numpy()
-    t_lmp = lmp[net.bus_ids[net.to_pos]].to_numpy()
-    rents = {"transmission": float((tso_result.flows.to_numpy() * (t_lmp - f_lmp)).sum() * dt),
-             "distribution": 0.0, "interface": 0.0}
-    der_rev: dict[str, float] = {}
-    agg = ders_by_id.aggregator_id
     renewable = system.ders.kind.isin(["pv", "wind"]).to_numpy()
     der_rows = system.ders.groupby("feeder_id", sort=False).indices
     avail = der_availability(system)[:T]
     curtailed = 0.0
+    feeder_load: dict[str, tuple[np.ndarray, int]] = {}
+    line_rents: dict[str, float] = {}
     for f in fids:
         r, op = results[f], ops[f]
         dl = r.dlmp_p.to_numpy()
         order = np.argsort(op.tree.bus_ids, kind="stable")
-        served_f = op.p_load[:, order] - r.shed_mw.to_numpy()
-        payments += float((served_f * dl).sum() * dt)
+        feeder_load[f] = (op.p_load[:, order], int(op.tree.bus_ids[0]))
         energy["load"] += float(op.p_load.sum() * dt)
         energy["shed"] += float(r.shed_mw.to_numpy().sum() * dt)
         energy["feeder_losses"] += float(r.losses_mw.sum() * dt)
-        d = ders_by_id.loc[r.der_p_mw.columns]
-        cols = r.dlmp_p.columns.get_indexer(d.bus_id.to_numpy())
-        rev = (r.der_p_mw.to_numpy() * dl[:, cols]).sum(axis=0) * dt
-        for a, v in zip(agg.loc[r.der_p_mw.columns], rev, strict=True):
-            der_rev[a or "(none)"] = der_rev.get(a or "(none)", 0.0) + float(v)
         energy["der_injection"] += float(np.maximum(r.der_p_mw.to_numpy(), 0).sum() * dt)
         energy["der_consumption"] += float(np.maximum(-r.der_p_mw.to_numpy(), 0).sum() * dt)
         tr = op.tree
@@ -288,15 +273,26 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         child = pos.get_indexer(tr.bus_ids[1:])
         parent = pos.get_indexer(tr.bus_ids[tr.parent[1:]])
         p_line = r.flow_p_mw[tr.line_ids[1:]].to_numpy()
-        rents["distribution"] += float(((p_line - _line_losses(op, r)) * dl[:, child]
-                                        - p_line * dl[:, parent]).sum() * dt)
-        root = pos.get_loc(int(tr.bus_ids[0]))
-        p0 = r.interface_p_mw.to_numpy()
-        rents["interface"] += float((p0 * (dl[:, root] - iface_lmp[f].to_numpy())).sum() * dt)
+        # line flows priced at both ends, with the model's own line losses (gap included)
+        line_rents[f] = float(((p_line - _line_losses(op, r)) * dl[:, child]
+                               - p_line * dl[:, parent]).sum() * dt)
         rows = der_rows.get(f, np.zeros(0, dtype=int))
         ren = rows[renewable[rows]]
         ids = system.ders.der_id.to_numpy()[ren]
         curtailed += float((avail[:, ren] - r.der_p_mw[ids].to_numpy()).clip(min=0).sum() * dt)
+    # Money: one statement per party (coordination.settlement), and its totals
+    statements = settle_money(scheme, system, results, feeder_load, tso_result, tx,
+                              market_dispatch=market_dispatch, line_rents=line_rents)
+    book = statements.lines
+    payments = -sum(statements.total(p) for p in book if p.startswith("consumers:"))
+    gen_rev = statements.total("generators")
+    der_rev = {p.split(":", 1)[1]: statements.total(p) for p in book
+               if p.startswith("aggregator:")}
+    dso_lines = [b for p, b in book.items() if p.startswith("dso:")]
+    rents = {"transmission": statements.total("tso"),
+             "distribution": float(sum(v for b in dso_lines for k, v in b.items()
+                                       if k != "interface rent")),
+             "interface": float(sum(b.get("interface rent", 0.0) for b in dso_lines))}
     shortfalls = _outcome_shortfalls(tso_result, results, violations,
                                      checked_final=market_dispatch is None)
     if status == "optimal":
@@ -315,7 +311,7 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         violations=violations, curtailed_mwh=curtailed, messages=ex.summary(),
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
-        notes=list(notes or []), lmp=lmp, voltages=voltages,
+        notes=list(notes or []), lmp=lmp, voltages=voltages, statements=book,
         der_dispatch=(pd.concat([results[f].der_p_mw for f in fids], axis=1)
                       if fids else pd.DataFrame()),
     )

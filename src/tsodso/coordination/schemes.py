@@ -58,16 +58,23 @@ def _market_view(system: System, ex: Exchange, aggregators: list[Aggregator]) ->
 
 
 # ----------------------------------------------------------------------- tso_only
-def run_tso_only(system: System, bus: MessageBus | None = None) -> Outcome:
+def run_tso_only(system: System, storage_redispatch: bool = False,
+                 bus: MessageBus | None = None) -> Outcome:
     """DERs bid through aggregators into the TSO market; DSOs are not consulted. Afterwards
-    each DSO checks the schedules with AC power flow and corrects its feeder."""
-    return _tso_then_dsos("tso_only", system, bus=bus)
+    each DSO checks the schedules with AC power flow and corrects its feeder as the
+    initial phase allows: it curtails DERs (storage included) below their schedule or sheds
+    load, never moving storage to other periods (``storage_redispatch=True``: it may, as a
+    DSO operating the storage itself)."""
+    return _tso_then_dsos("tso_only", system, bus=bus,
+                          storage_redispatch=storage_redispatch)
 
 
 def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
-                   ex: Exchange | None = None, started: float | None = None) -> Outcome:
+                   ex: Exchange | None = None, started: float | None = None,
+                   storage_redispatch: bool = False) -> Outcome:
     """The TSO market clears the aggregators' offers; each DSO receives its DERs' schedule
-    and the interface price, corrects its feeder and asks aggregators to curtail."""
+    and the interface price, corrects its feeder (:meth:`Dso.correct`) and asks
+    aggregators to curtail."""
     started = time.perf_counter() if started is None else started
     ex = ex or Exchange(system, scheme, bus)
     aggregators = {Party.aggregator(a.name): a for a in aggregators_of(system)}
@@ -80,7 +87,7 @@ def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
     market, final = {}, {}
     for f in system.feeder_ids:
         ids = list(system.ders.der_id[system.ders.feeder_id == f])
-        res = dsos[f].correct(f, schedule, lmp[f])
+        res = dsos[f].correct(f, schedule, lmp[f], storage_redispatch=storage_redispatch)
         market[f] = _as_scheduled(res, schedule[ids])
         final[f] = res
         if res.shed_mw.to_numpy().sum() > 1e-6 or _curtailed(res, schedule) > 1e-6:
@@ -117,9 +124,11 @@ def prequalify(system: System, feeder_id: str, margin: float = 0.9
 
 
 def run_centralized(system: System, margin: float = 0.9, forecast: System | None = None,
+                    storage_redispatch: bool = False,
                     bus: MessageBus | None = None) -> Outcome:
     """The TSO clears DER bids within limits the DSOs prequalified; DSOs then check and
-    correct as in ``tso_only``.
+    correct as in ``tso_only`` (curtailment and shedding only, unless
+    ``storage_redispatch``).
 
     ``margin`` derates feeder line ratings in the prequalification (see :func:`prequalify`).
     ``forecast`` is what the DSOs prequalify on, ahead of the market (default: the system
@@ -138,7 +147,8 @@ def run_centralized(system: System, margin: float = 0.9, forecast: System | None
         _apply_limits(capped, upper, lower)
     # the caps only shape the market's offers; the DSOs correct and the settlement runs
     # on the capped DER data (same network, loads and costs)
-    return _tso_then_dsos("centralized", capped, ex=ex, started=started)
+    return _tso_then_dsos("centralized", capped, ex=ex, started=started,
+                          storage_redispatch=storage_redispatch)
 
 
 def _apply_limits(system: System, upper: pd.DataFrame, lower: pd.DataFrame) -> None:

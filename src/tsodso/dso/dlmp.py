@@ -131,6 +131,8 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         der_p[:, op.s_idx] = (sol.value(op.dis) - sol.value(op.ch)).reshape(T, S)
     if len(op.v_idx):
         der_p[:, op.v_idx] = -sol.value(op.evc).reshape(T, -1)
+        if op.evd is not None:  # vehicle-to-grid
+            der_p[:, op.v_idx] += sol.value(op.evd).reshape(T, -1)
     if len(op.q_idx):
         der_q[:, op.q_idx] = sol.value(op.qd).reshape(T, -1)
     shed_mwh = float(np.maximum(sol.value(op.shed), 0.0).sum() * dt)

@@ -320,8 +320,14 @@ class DsoOpf:
             e_init_mwh=(ev.soc_init * ev.energy_mwh).to_numpy(float),
             eta_charge=ev.eta_charge.to_numpy(float),
             need_mwh=ev.energy_need_mwh.to_numpy(float), departure_period=dep,
-            shortfall_cost_per_mwh=rules.value_of_lost_load)
+            shortfall_cost_per_mwh=rules.value_of_lost_load,
+            # vehicle-to-grid where the EV can discharge (the system check refused it where
+            # the rules do not allow it)
+            p_discharge_mw=plugged * ev.p_max_mw.to_numpy(float),
+            eta_discharge=ev.eta_discharge.to_numpy(float),
+            discharge_cost_per_mwh=ev.cost_per_mwh.to_numpy(float))
         self.evc, self.eve, self.ev_short = evs.charge, evs.energy, evs.shortfall
+        self.evd = evs.discharge  # None without vehicle-to-grid
         # reactive capability of inverters (pv, wind, dg, storage with s_max)
         smax = d.s_max_mva.to_numpy()
         q_idx = np.flatnonzero(np.isfinite(smax) & (gen_kind | (d.kind == "storage").to_numpy()))
@@ -369,6 +375,7 @@ class DsoOpf:
             (self.P, _kron(eye - C, T)), (self.L, -_kron(r_l, T)),
             (self.pg, _kron(inc(g_idx), T)), (self.dis, _kron(inc(s_idx), T)),
             (self.ch, -_kron(inc(s_idx), T)), (self.evc, -_kron(inc(v_idx), T)),
+            *([(self.evd, _kron(inc(v_idx), T))] if self.evd is not None else []),
             (self.shed, 1.0), *extra_terms], lb=p_load.ravel(), ub=p_load.ravel())
         self.balance_q = m.add_constraints("balance_q", [
             (self.Q, _kron(eye - C, T)), (self.L, -_kron(x_l, T)),
@@ -544,6 +551,8 @@ class DsoOpf:
         # without improving the DLMPs (1.7e-6 $/MWh either way)
         opts = {"iterative_refinement_enable": False} if solver == "clarabel" else None
         sol = self.model.solve(solver, tol=tol, options=opts)
+        if not sol.ok and opts:  # short of optimal without refinement: once more with it
+            sol = self.model.solve(solver, tol=tol)
         bound = float(sol.objective) if sol.ok else float("nan")
         tightened, penalty_cost = False, 0.0
         if sol.ok and self.soc and self.options.tighten:

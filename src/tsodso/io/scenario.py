@@ -16,6 +16,8 @@ keys, their types and bounds are::
                     substation_margin (> 0), line_margin (> 0), id}]
                                                  # at most MAX_FEEDERS feeders in all
     ders:         {<kind>: {share (>= 0), bus_fraction (0 < f <= 1), <kind options>}}
+                                                 # ev: v2g (0 .. 1) = discharge power as a
+                                                 # share of the charging power
     dso:          {<DSO name>: [feeder id, ...]}  # who operates which feeders; feeders
                                                  # not listed: one DSO per interface bus
     aggregators:  {per_feeder: true | count (>= 1), markets}
@@ -356,7 +358,7 @@ DER_DEFAULTS: dict[str, dict[str, Any]] = {
     "wind": {"profile": "wind", "inverter_oversize": 1.0, "cost_per_mwh": 0.0},
     "storage": {"hours": 2.0, "efficiency": 0.95, "cost_per_mwh": 2.0},
     "ev": {"hours": 4.0, "need": 0.6, "arrival_hour": 17.0, "departure_hour": None,
-           "cost_per_mwh": 0.0},
+           "cost_per_mwh": 0.0, "v2g": 0.0},
     "demand_response": {"hours": 3.0, "cost_per_mwh": 150.0},
     "dg": {"cost_per_mwh": 60.0},
 }
@@ -365,6 +367,7 @@ _DER_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "inverter_oversize": (1.0, None, False), "cost_per_mwh": (0.0, None, False),
     "hours": (None, None, True), "efficiency": (None, 1.0, True), "need": (0.0, 1.0, False),
     "arrival_hour": (0.0, None, False), "departure_hour": (None, None, True),
+    "v2g": (0.0, 1.0, False),
 }
 
 
@@ -704,7 +707,7 @@ def _der_rows(kind: str, fid: str, buses: np.ndarray, p: np.ndarray, o: dict[str
     elif kind == "ev":
         dt = system.profiles.period_hours
         depart = o["departure_hour"]
-        frame["p_max_mw"] = 0.0
+        frame["p_max_mw"] = p * o["v2g"]  # vehicle-to-grid: a share of the charging power
         frame["p_min_mw"] = -p
         frame["energy_mwh"] = p * o["hours"]
         frame["soc_init"] = 0.2

@@ -386,6 +386,14 @@ def _der_issues(s: System) -> list[Issue]:
     ]
     for mask, column, message in checks:
         issues += [Issue("ders", column, str(i), message) for i in d.der_id[mask][:10]]
+    rules = s.rules
+    if not rules.v2g_allowed:
+        v2g = (d.kind == "ev") & (d.p_max_mw > 0)
+        issues += [Issue("ders", "p_max_mw", str(i),
+                         f"an EV that discharges (vehicle-to-grid) is not allowed under rules "
+                         f"'{rules.name}' (v2g_allowed: false): set p_max_mw to 0, or allow "
+                         "it with rules: {v2g_allowed: true}")
+                   for i in d.der_id[v2g][:10]]
     b = s.der_bids
     issues += _missing(b.der_id, set(d.der_id), "der_bids", "der_id", b.der_id, "DER")
     for aid, markets in zip(s.aggregators.aggregator_id, s.aggregators.markets, strict=True):

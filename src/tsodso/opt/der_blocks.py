@@ -70,6 +70,7 @@ class EvNames:
     shortfall: str
     balance: str
     need: str
+    discharge: str = "ev_discharge"
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class EvBlock:
     """(T*V) energy balance rows; ``None`` without EVs."""
     need: ConBlock | None
     """(V) rows ``energy at departure + shortfall >= need``; ``None`` without EVs."""
+    discharge: VarBlock | None = None
+    """(T*V) power fed back to the grid (vehicle-to-grid), MW, ``>= 0``; ``None`` when no
+    EV of the block may discharge."""
 
 
 @dataclass(frozen=True)
@@ -270,8 +274,12 @@ def add_ev_charging(
     need_mwh: npt.ArrayLike,
     departure_period: npt.ArrayLike,
     shortfall_cost_per_mwh: float,
+    p_discharge_mw: npt.ArrayLike | None = None,
+    eta_discharge: npt.ArrayLike | None = None,
+    discharge_cost_per_mwh: npt.ArrayLike | None = None,
 ) -> EvBlock:
-    """Add ``V`` EVs (or pools of EVs) that charge while plugged in.
+    """Add ``V`` EVs (or pools of EVs) that charge while plugged in and, where
+    ``p_discharge_mw`` allows, feed power back (vehicle-to-grid).
 
     Variables::
 
@@ -283,9 +291,14 @@ def add_ev_charging(
 
     Rows::
 
-        eve_t - eve_{t-1} - dt * eta_charge * evc_t = 0   (t > 0)      ev balance, T*V
-        eve_0             - dt * eta_charge * evc_0 = e_init
+        eve_t - eve_{t-1} - dt * eta_charge * evc_t + dt / eta_discharge * evd_t = 0
+                                                          (t > 0)      ev balance, T*V
+        eve_0 - dt * eta_charge * evc_0 + dt / eta_discharge * evd_0 = e_init
         eve[dep - 1] + short >= need_mwh                               need, V
+
+    and, with ``p_discharge_mw``, ``0 <= evd_t <= p_discharge_mw[t]`` (T*V) costing
+    ``discharge_cost_per_mwh * dt`` per MW (battery wear), a block only created when some
+    EV may discharge (so models without vehicle-to-grid are unchanged).
 
     with ``dep = min(departure_period, T)``: the need applies to the energy at the end of
     the last period plugged in (or of the horizon, for EVs that leave after it).
@@ -312,6 +325,13 @@ def add_ev_charging(
         means after the horizon.
     shortfall_cost_per_mwh
         Cost of each MWh missing at departure, $/MWh.
+    p_discharge_mw
+        (T x V) vehicle-to-grid power limit per period, MW (0 when not plugged in or not
+        allowed); None: no EV discharges.
+    eta_discharge
+        (V,) discharging efficiency (energy delivered per energy taken out); default 1.
+    discharge_cost_per_mwh
+        (V,) cost of each MWh fed back, $/MWh; default 0.
 
     Returns
     -------
@@ -335,10 +355,27 @@ def add_ev_charging(
         raise ValueError("departure_period must be >= 1 (the first period the EV is gone)")
     dep = np.minimum(dep, T)
 
+    dmax = None
+    if p_discharge_mw is not None:
+        dmax = np.asarray(p_discharge_mw, dtype=np.float64)
+        if dmax.shape != pmax.shape:
+            raise ValueError(f"p_discharge_mw: expected shape {pmax.shape}, got {dmax.shape}")
+        if not (dmax > 0).any():
+            dmax = None
     charge = model.add_variables(names.charge, T * v, ub=pmax.ravel())
     energy = model.add_variables(names.energy, T * v, ub=np.tile(e_max, T))
     shortfall = model.add_variables(names.shortfall, v,
                                     cost=np.full(v, float(shortfall_cost_per_mwh)))
+    discharge = None
+    terms = []
+    if dmax is not None:
+        eta_d = (np.ones(v) if eta_discharge is None
+                 else _per_unit(eta_discharge, v, "eta_discharge"))
+        cost_d = (np.zeros(v) if discharge_cost_per_mwh is None
+                  else _per_unit(discharge_cost_per_mwh, v, "discharge_cost_per_mwh"))
+        discharge = model.add_variables(names.discharge, T * v, ub=dmax.ravel(),
+                                        cost=np.tile(cost_d * dt, T))
+        terms.append((discharge, dt / np.tile(eta_d, T)))
     balance = need_rows = None
     if v:
         rhs = np.zeros((T, v))
@@ -346,13 +383,14 @@ def add_ev_charging(
         balance = model.add_constraints(names.balance, [
             (energy, _difference(T, v)),
             (charge, -dt * np.tile(eta, T)),
+            *terms,
         ], lb=rhs.ravel(), ub=rhs.ravel())
         pick = sp.csr_array((np.ones(v), (np.arange(v), (dep - 1) * v + np.arange(v))),
                             shape=(v, T * v))
         need_rows = model.add_constraints(names.need, [(energy, pick), (shortfall, 1.0)],
                                           lb=need)
     return EvBlock(charge=charge, energy=energy, shortfall=shortfall, balance=balance,
-                   need=need_rows)
+                   need=need_rows, discharge=discharge)
 
 
 def add_energy_offers(

@@ -39,6 +39,14 @@ class MarketRules:
         Price of explicit load shedding, $/MWh.
     reserve_shortfall_penalty : float
         Price of unmet reserve requirement, $/MWh.
+    curtailment_compensation : {"lost_margin", "none"}
+        What a DSO without a market pays for curtailing a DER below its market schedule:
+        the margin lost (curtailed energy times the settlement price less the DER's offer
+        cost) or nothing.
+    v2g_allowed : bool
+        Whether an EV may feed power back to the grid (vehicle-to-grid: ``p_max_mw > 0``).
+        Where it may not, an EV with discharge capability is refused when the system is
+        checked (never silently treated as charge-only).
     description : str
         One line shown by ``tsodso inspect``.
     """
@@ -52,6 +60,8 @@ class MarketRules:
     zonal_settlement_below_mw: float = 0.0
     value_of_lost_load: float = 10_000.0
     reserve_shortfall_penalty: float = 1_000.0
+    curtailment_compensation: Literal["lost_margin", "none"] = "lost_margin"
+    v2g_allowed: bool = False
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +104,9 @@ class MarketRules:
             issues.append(Issue("rules", "storage_as", self.name, "must be generation or load"))
         if self.der_settlement not in ("nodal", "zonal"):
             issues.append(Issue("rules", "der_settlement", self.name, "must be nodal or zonal"))
+        if self.curtailment_compensation not in ("lost_margin", "none"):
+            issues.append(Issue("rules", "curtailment_compensation", self.name,
+                                "must be lost_margin or none"))
         if issues:
             raise ValidationError(issues)
 

@@ -320,8 +320,15 @@ class TsoMarket:
             p_charge_mw=v.ev.p_charge[:T], e_max_mwh=ev.e_max_mwh.to_numpy(float),
             e_init_mwh=ev.e_init_mwh.to_numpy(float), eta_charge=ev.eta_charge.to_numpy(float),
             need_mwh=ev.need_mwh.to_numpy(float), departure_period=ev.departure.to_numpy(int),
-            shortfall_cost_per_mwh=rules.value_of_lost_load)
+            shortfall_cost_per_mwh=rules.value_of_lost_load,
+            # vehicle-to-grid pools (pooled with their like: same efficiency and cost)
+            p_discharge_mw=None if v.ev.p_discharge is None else v.ev.p_discharge[:T],
+            eta_discharge=(ev.eta_discharge.to_numpy(float) if "eta_discharge" in ev
+                           else None),
+            discharge_cost_per_mwh=(ev.cost_per_mwh.to_numpy(float) if "cost_per_mwh" in ev
+                                    else None))
         self.evc, self.eve, self.ev_short = evs.charge, evs.energy, evs.shortfall
+        self.evd = evs.discharge  # None without vehicle-to-grid
 
         # ---- slack: load shedding and spill at value of lost load
         load = self._bus_load()
@@ -359,6 +366,8 @@ class TsoMarket:
             (self.dis, _kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
             (self.ch, -_kron(_incidence(N, np.asarray(spos, dtype=int)), T)),
             (self.evc, -_kron(_incidence(N, np.asarray(vpos, dtype=int)), T)),
+            *([(self.evd, _kron(_incidence(N, np.asarray(vpos, dtype=int)), T))]
+              if self.evd is not None else []),
             (self.shed, _kron(_incidence(N, self.shed_pos), T)),
             (self.spill, -_kron(_incidence(N, self.spill_pos), T)),
         ]
@@ -623,6 +632,8 @@ class TsoMarket:
         ch = sol.value(self.ch).reshape(T, -1)
         dis = sol.value(self.dis).reshape(T, -1)
         evc = sol.value(self.evc).reshape(T, -1)
+        if self.evd is not None:  # vehicle-to-grid
+            evc = evc - sol.value(self.evd).reshape(T, -1)
         parts = [(q, v.energy.table.offer_id), (dis - ch, v.storage.table.offer_id),
                  (-evc, v.ev.table.offer_id)]
         offers = pd.concat([frame(x, ids) for x, ids in parts if len(ids)] or

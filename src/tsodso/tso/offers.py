@@ -47,11 +47,13 @@ class StorageOffers:
 
 @dataclass
 class EvOffers:
-    """Pooled EV charging: charge power per period (0 when unplugged), need by departure."""
+    """Pooled EV charging: charge power per period (0 when unplugged), need by departure,
+    and the power pools may feed back per period (vehicle-to-grid; 0 for charge-only)."""
 
     table: pd.DataFrame  # offer_id, aggregator_id, bus_id, e_max_mwh, e_init_mwh, need_mwh,
-    #                      departure (period index, exclusive)
+    #                      departure (period index, exclusive), eta_discharge, cost_per_mwh
     p_charge: np.ndarray  # (periods x offers) MW
+    p_discharge: np.ndarray | None = None  # (periods x offers) MW; None: no vehicle-to-grid
 
 
 @dataclass
@@ -211,13 +213,18 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     ev["e_max_mwh"] = ev.soc_max * ev.energy_mwh
     ev["e_init_mwh"] = ev.soc_init * ev.energy_mwh
     ev["need_mwh"] = ev.energy_need_mwh
+    ev["p_discharge_mw"] = ev.p_max_mw  # vehicle-to-grid (0: charge only)
     keys = ["aggregator_id", "bus_id", "arrival_period", "departure", "eta_charge"]
-    evs, vmembers = _pool(ev, keys, ["p_charge_mw", "e_max_mwh", "e_init_mwh", "need_mwh"], "ev",
-                          "p_charge_mw")
+    if (ev.p_discharge_mw > 0).any():  # discharging EVs pool with their like only
+        keys += ["eta_discharge", "cost_per_mwh"]
+    evs, vmembers = _pool(ev, keys, ["p_charge_mw", "e_max_mwh", "e_init_mwh", "need_mwh",
+                                     "p_discharge_mw"], "ev", "p_charge_mw")
     members.append(vmembers)
     t = np.arange(T)[:, None]
     plugged = (t >= evs.arrival_period.to_numpy()) & (t < evs.departure.to_numpy())
-    ev_offers = EvOffers(evs, plugged * evs.p_charge_mw.to_numpy())
+    back = plugged * evs.p_discharge_mw.to_numpy(float) if len(evs) else np.zeros((T, 0))
+    ev_offers = EvOffers(evs, plugged * evs.p_charge_mw.to_numpy(),
+                         back if (back > 0).any() else None)
 
     excluded = d.loc[~admitted, ["der_id", "aggregator_id", "kind", "feeder_id"]].copy()
     excluded["bus_id"] = d_bus[~admitted] if len(d) else []

@@ -1,0 +1,195 @@
+"""Who pays whom: the settlement statements of a coordination scheme's operation.
+
+Every party gets a statement: line items in $ over the horizon, **positive when the party
+receives money, negative when it pays**. The statements of one outcome sum to zero (to the
+cent: tested), because every line is one side of a physical balance priced once:
+
+``consumers:transmission``
+    ``energy at the LMP``: transmission loads (and shunts) net of shed load pay their bus's
+    LMP (negative).
+``generators``
+    ``energy at the LMP``: transmission generators are paid their bus's LMP.
+``tso``
+    ``congestion rent``: the flows times the LMP difference along each branch;
+    ``zonal settlement difference`` where DERs are paid a zonal price but inject at an
+    interface bus whose LMP differs (the market operator keeps or pays the difference).
+``consumers:<dso>``
+    ``energy``: feeder loads net of shed load pay the distribution price where a
+    distribution market exists (their bus's DLMP), else the TSO's price at their interface
+    bus (the interface LMP).
+``aggregator:<id>``
+    ``energy``: its DERs' net output paid the same price as the consumers beside them (DLMP,
+    or the TSO's price: nodal or zonal as the market rules say); ``curtailment
+    compensation`` where a DSO without a market curtailed its scheduled DERs (the margin
+    lost: scheduled minus delivered energy times the price less the DER's offer cost, never
+    negative).
+``dso:<name>``
+    With a distribution market: ``distribution rent`` (line flows priced at the DLMPs at
+    both ends, losses included) and ``interface rent`` (the import priced at the root DLMP
+    less the interface LMP the DSO pays). Without one: ``network losses`` (the feeder's
+    import less its served load plus its DERs' output, bought at the interface price) and
+    the ``curtailment compensation`` it pays.
+
+Schemes "without a distribution market" are those in which the DSO only corrects the TSO
+market's schedule (``tso_only``, ``centralized``): the rules there settle DERs and
+consumers at the TSO's price. Reactive power is not settled yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsodso.dso.opf import DsoResult
+from tsodso.model.system import System
+from tsodso.tso import TsoResult
+from tsodso.tso.dc_network import build_dc_network
+
+#: Schemes whose DERs and feeder consumers are settled at the TSO's price (no
+#: distribution market: the DSO only corrects the market's schedule).
+TSO_PRICE_SCHEMES = ("tso_only", "centralized")
+
+
+@dataclass
+class Statements:
+    """Settlement statements by party (see the module docstring), $ over the horizon."""
+
+    lines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, party: str, line: str, value: float) -> None:
+        """Add ``value`` $ to ``party``'s ``line`` (positive: received)."""
+        book = self.lines.setdefault(party, {})
+        book[line] = book.get(line, 0.0) + float(value)
+
+    def total(self, party: str) -> float:
+        """What ``party`` received in all (negative: paid)."""
+        return float(sum(self.lines.get(party, {}).values()))
+
+    def imbalance(self) -> float:
+        """Sum over every party and line: zero when the money balances."""
+        return float(sum(sum(b.values()) for b in self.lines.values()))
+
+    def frame(self) -> pd.DataFrame:
+        """One row per party and line: ``party``, ``line``, ``amount`` ($, + received)."""
+        rows = [{"party": p, "line": k, "amount": v}
+                for p, book in self.lines.items() for k, v in book.items()]
+        return pd.DataFrame(rows, columns=["party", "line", "amount"])
+
+
+def _zonal_prices(system: System, lmp: pd.DataFrame, load: pd.DataFrame
+                  ) -> dict[Any, pd.Series]:
+    """Load-weighted average LMP of each load zone per period (the zonal price)."""
+    zone = system.grid.buses.set_index("bus_id").zone
+    out = {}
+    for z in zone.reindex(lmp.columns).dropna().unique():
+        cols = [b for b in lmp.columns if zone.get(b) == z]
+        w = load.reindex(columns=cols, fill_value=0.0).clip(lower=0)
+        avg = (lmp[cols] * w).sum(axis=1) / w.sum(axis=1).where(w.sum(axis=1) > 0)
+        out[z] = avg.fillna(lmp[cols].mean(axis=1))
+    return out
+
+
+def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
+                 feeder_load: Mapping[str, tuple[np.ndarray, int]],
+                 tso: TsoResult, transmission_load: pd.DataFrame,
+                 market_dispatch: Mapping[str, DsoResult] | None = None,
+                 line_rents: Mapping[str, float] | None = None) -> Statements:
+    """The statements of one settled operation.
+
+    Parameters
+    ----------
+    results
+        Each feeder's final dispatch (DLMPs, DER output, shed load, interface import).
+    feeder_load
+        Each feeder's load per period and bus (``(T x n)`` MW, columns in the order of its
+        DLMP columns) and its root bus.
+    tso
+        The TSO's settled redispatch (LMPs, generator dispatch, flows, shed, spill).
+    transmission_load
+        Transmission loads and shunts per bus (periods x bus_id, MW).
+    market_dispatch
+        What the market scheduled before any DSO correction (TSO-price schemes: the
+        basis of curtailment compensation).
+    line_rents
+        Each feeder's distribution rent (line flows at the DLMPs of both ends, losses
+        included), $, where a distribution market exists.
+    """
+    dt = system.profiles.period_hours
+    lmp = tso.lmp
+    out = Statements()
+    # transmission
+    served = transmission_load - tso.shed + tso.spill
+    out.add("consumers:transmission", "energy at the LMP",
+            -float((served.to_numpy() * lmp.to_numpy()).sum() * dt))
+    gen_bus = system.grid.generators.set_index("gen_id").bus_id.reindex(tso.dispatch.columns)
+    out.add("generators", "energy at the LMP",
+            float((tso.dispatch.to_numpy() * lmp[gen_bus.to_numpy()].to_numpy()).sum() * dt))
+    net = build_dc_network(system.grid)
+    f_lmp = lmp[net.bus_ids[net.from_pos]].to_numpy()
+    t_lmp = lmp[net.bus_ids[net.to_pos]].to_numpy()
+    out.add("tso", "congestion rent",
+            float((tso.flows.to_numpy() * (t_lmp - f_lmp)).sum() * dt))
+    # distribution
+    tso_price = scheme in TSO_PRICE_SCHEMES
+    dso_of = system.dso_of()
+    interface = system.feeders.set_index("feeder_id").interface_bus
+    ders = system.ders.set_index("der_id")
+    rules = system.rules
+    zonal = _zonal_prices(system, lmp, transmission_load) if tso_price else {}
+    zone = system.grid.buses.set_index("bus_id").zone
+    for f, r in results.items():
+        dso = f"dso:{dso_of[f]}"
+        consumers = f"consumers:{dso_of[f]}"
+        p_load, root_bus = feeder_load[f]
+        served_f = p_load - r.shed_mw.to_numpy()
+        dl = r.dlmp_p.to_numpy()
+        iface = lmp[int(interface[f])].to_numpy()
+        price = dl if not tso_price else np.repeat(iface[:, None], dl.shape[1], axis=1)
+        out.add(consumers, "energy", -float((served_f * price).sum() * dt))
+        d = ders.loc[r.der_p_mw.columns]
+        cols = r.dlmp_p.columns.get_indexer(d.bus_id.to_numpy())
+        der_p = r.der_p_mw.to_numpy()
+        if tso_price:
+            size = np.maximum(d.p_max_mw.to_numpy(), -d.p_min_mw.to_numpy())
+            is_zonal = (rules.der_settlement == "zonal") | (size < rules.zonal_settlement_below_mw)
+            z = zone.get(int(interface[f]))
+            zprice = zonal[z].to_numpy() if z in zonal else iface
+            der_price = np.where(is_zonal[None, :], zprice[:, None], iface[:, None])
+            # the market operator keeps what a zonal price differs from the nodal one
+            out.add("tso", "zonal settlement difference",
+                    float((der_p * (iface[:, None] - der_price)).sum() * dt))
+        else:
+            der_price = dl[:, cols]
+        revenue = (der_p * der_price).sum(axis=0) * dt
+        for a, v in zip(d.aggregator_id, revenue, strict=True):
+            out.add(f"aggregator:{a or '(none)'}", "energy", float(v))
+        if tso_price:
+            # the DSO buys the feeder's losses at the interface price: what the import
+            # carries beyond the served load less the DERs' output
+            imp = r.interface_p_mw.to_numpy()
+            losses = imp - served_f.sum(axis=1) + der_p.sum(axis=1)
+            out.add(dso, "network losses", -float((losses * iface).sum() * dt))
+            sched = (market_dispatch or {}).get(f)
+            if sched is not None and rules.curtailment_compensation == "lost_margin":
+                planned = sched.der_p_mw.reindex(columns=r.der_p_mw.columns).to_numpy()
+                cut = np.clip(planned - der_p, 0.0, None) * (planned > 0)
+                margin = np.clip(der_price - d.cost_per_mwh.to_numpy()[None, :], 0.0, None)
+                paid = (cut * margin).sum(axis=0) * dt
+                for a, v in zip(d.aggregator_id, paid, strict=True):
+                    if v:
+                        out.add(f"aggregator:{a or '(none)'}", "curtailment compensation",
+                                float(v))
+                out.add(dso, "curtailment compensation", -float(paid.sum()))
+        else:
+            out.add(dso, "distribution rent", float((line_rents or {}).get(f, 0.0)))
+            root = r.dlmp_p.columns.get_loc(int(root_bus))
+            p0 = r.interface_p_mw.to_numpy()
+            out.add(dso, "interface rent", float((p0 * (dl[:, root] - iface)).sum() * dt))
+    return out
+
+
+__all__ = ["TSO_PRICE_SCHEMES", "Statements", "settle_money"]
