@@ -751,6 +751,13 @@ def _print_comparison(result: dict[str, Any]) -> None:
     console.print(table)
     for name, r in result["schemes"].items():
         _print_warnings(name, r["shortfalls"]["warnings"] if r["shortfalls"] else [])
+        kept = r.get("kept_out") or {}
+        if kept.get("ders"):
+            parts = "; ".join(f"{g['ders']} ({g['mw']:.3f} MW): {g['reason']}"
+                              for g in kept["by_reason"])
+            console.print(f"[yellow]{name}[/yellow]: {kept['ders']} DER(s), "
+                          f"{kept['mw']:.3f} MW, kept out of the TSO market by its rules: "
+                          f"{parts}")
         for note in r["notes"]:
             console.print(f"[yellow]{name}[/yellow]: {note}")
     if _state["verbose"]:

@@ -50,3 +50,35 @@ def test_statements_book():
     s.add("b", "y", -3.0)
     assert s.total("a") == 3.0 and s.imbalance() == 0.0
     assert list(s.frame().columns) == ["party", "line", "amount"] and len(s.frame()) == 2
+
+
+def test_run_reports_the_ders_the_rules_kept_out(tmp_path):
+    """The same fleet under pjm and eu rules: eu's 1 MW minimum without aggregation keeps
+    the small DERs out of the TSO market, and run says which, how many MW and why."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tsodso.cli import app
+
+    runner = CliRunner()
+    recipe = yaml.safe_load(scenario_path("default").read_text())
+    recipe["feeders"] = [dict(recipe["feeders"][0], at=[9])]
+    rows = {}
+    for rules in ("pjm", "eu"):
+        path = tmp_path / f"{rules}.yaml"
+        path.write_text(yaml.safe_dump(dict(recipe, rules=rules)))
+        result = runner.invoke(app, ["run", str(path), "--scheme", "tso_only", "--json"])
+        assert result.exit_code == 0, result.output
+        rows[rules] = json.loads(result.stdout)["schemes"]["tso_only"]["kept_out"]
+        if rules == "eu":
+            text = runner.invoke(app, ["run", str(path), "--scheme", "tso_only"]).output
+            assert "kept out of the TSO market by its rules" in text
+            assert "below the 1 MW minimum offer" in text
+    assert rows["pjm"]["ders"] == 0
+    system = build_scenario(dict(recipe, rules="eu"))
+    size = system.ders.p_max_mw.combine(-system.ders.p_min_mw, max)
+    small = size[size < 1.0]  # eu: 1 MW per unit, no pooling
+    assert rows["eu"]["ders"] == len(small) > 0 and len(small) < len(size)
+    assert rows["eu"]["mw"] == pytest.approx(small.sum())
+    assert rows["eu"]["by_reason"][0]["reason"].startswith("below the 1 MW minimum offer")

@@ -78,6 +78,9 @@ class Outcome:
     #: settlement statements: party -> line item -> $ over the horizon, positive when the
     #: party receives money (see :mod:`tsodso.coordination.settlement`); they sum to zero
     statements: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: DERs a market's rules kept out: ``der_id``, ``aggregator_id``, ``kind``,
+    #: ``feeder_id``, ``capacity_mw``, ``market`` ("tso"), ``reason`` (one row per DER)
+    kept_out: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def plot(self) -> Any:
@@ -173,7 +176,8 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
            residuals: pd.DataFrame | None = None, notes: list[str] | None = None,
            status: str = "optimal", tso_result: TsoResult | None = None,
            schedule_follows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
-           priced_at_lmp: list[str] | None = None) -> Outcome:
+           priced_at_lmp: list[str] | None = None,
+           kept_out: pd.DataFrame | None = None) -> Outcome:
     """Settle final feeder dispatches into an :class:`Outcome` (see module docstring).
 
     ``market_dispatch`` is what the market scheduled before any DSO correction; its AC
@@ -196,6 +200,9 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     price (``local``): one more MW of demand is served as that clearing would serve it, so
     their published DLMPs are those of the feeder cleared against the settled interface LMP
     (same DER room); the dispatch settled is the scheme's own.
+
+    ``kept_out`` lists the DERs a market's rules kept out, with the reason (the TSO market's
+    exclusions in ``tso_only`` and ``centralized``).
     """
     dt = system.profiles.period_hours
     fids = list(results)
@@ -312,9 +319,22 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
         notes=list(notes or []), lmp=lmp, voltages=voltages, statements=book,
+        kept_out=_kept_out_table(kept_out),
         der_dispatch=(pd.concat([results[f].der_p_mw for f in fids], axis=1)
                       if fids else pd.DataFrame()),
     )
+
+
+KEPT_OUT_COLUMNS = ["der_id", "aggregator_id", "kind", "feeder_id", "capacity_mw", "market",
+                    "reason"]
+
+
+def _kept_out_table(excluded: pd.DataFrame | None) -> pd.DataFrame:
+    """The TSO view's excluded DERs as the outcome's ``kept_out`` table."""
+    if excluded is None or not len(excluded):
+        return pd.DataFrame(columns=KEPT_OUT_COLUMNS)
+    out = excluded.assign(market="tso")
+    return out.reindex(columns=KEPT_OUT_COLUMNS).reset_index(drop=True)
 
 
 def _repriced(result: DsoResult, lmp: np.ndarray, sens_p: pd.DataFrame,

@@ -521,6 +521,19 @@ def money_flows(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def kept_out_summary(outcome: Outcome) -> dict[str, Any]:
+    """The DERs a market's rules kept out of ``outcome``: their number, capacity (MW) and,
+    per market and reason, how many and how many MW (``{"ders", "mw", "by_reason":
+    [{"market", "reason", "ders", "mw"}]}``)."""
+    k = outcome.kept_out
+    if k is None or not len(k):
+        return {"ders": 0, "mw": 0.0, "by_reason": []}
+    groups = k.groupby(["market", "reason"], sort=True).capacity_mw.agg(["count", "sum"])
+    return {"ders": int(len(k)), "mw": float(k.capacity_mw.sum()),
+            "by_reason": [{"market": m, "reason": r, "ders": int(c), "mw": float(w)}
+                          for (m, r), (c, w) in groups.iterrows()]}
+
+
 def failed_row(err: SolveError) -> dict[str, Any]:
     """A scheme that ended without an answer (e.g. an infeasible fixed interface schedule):
     its row says so with the solver's status and the error, and carries no figures."""
@@ -528,7 +541,8 @@ def failed_row(err: SolveError) -> dict[str, Any]:
             "error": str(err), "total_cost": None, "gap_to_common_pct": None,
             "violations": None, "shed_mwh": None, "unmet_ev_mwh": None, "slack_cost": None,
             "shortfalls": None, "iterations": None, "messages": None, "message_bytes": None,
-            "curtailed_mwh": None, "wall_s": None, "notes": [str(err)], "money": None}
+            "curtailed_mwh": None, "wall_s": None, "notes": [str(err)], "money": None,
+            "kept_out": None}
 
 
 def comparison_rows(outcomes: Mapping[str, Outcome | SolveError], scenario: str,
@@ -577,6 +591,7 @@ def comparison_rows(outcomes: Mapping[str, Outcome | SolveError], scenario: str,
             "wall_s": o.wall_s,
             "notes": o.notes,
             "money": money_flows(o),
+            "kept_out": kept_out_summary(o),
         }
     return {"scenario": scenario, "description": description,
             "sign_convention": SIGN_CONVENTION, "schemes": table}
@@ -799,5 +814,5 @@ def open_run(folder: str | Path) -> Run:
 
 
 __all__ = ["SIGN_CONVENTION", "Run", "comparison_frame", "comparison_rows", "failed_row",
-           "money_flows", "open_run", "prepare_run_folder", "read_outcome", "write_outcome",
-           "write_run"]
+           "kept_out_summary", "money_flows", "open_run", "prepare_run_folder", "read_outcome",
+           "write_outcome", "write_run"]
