@@ -135,6 +135,44 @@ def scenarios(json_out: JsonOpt = False) -> None:
     console.print(table)
 
 
+#: The rules ``tsodso rules`` tabulates, with short headings.
+RULE_COLUMNS = {"era": "era", "min_offer_mw": "min offer MW",
+                "aggregation_allowed": "pooling", "dr_export_ban": "DR export ban",
+                "storage_as": "storage as", "der_settlement": "DER price",
+                "zonal_settlement_below_mw": "zonal below MW", "v2g_allowed": "V2G",
+                "curtailment_compensation": "curtailment paid"}
+
+
+@app.command()
+def rules(
+    name: Annotated[str | None, typer.Argument(help="One preset (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Market-rule presets: each market before FERC Order 2222 (its name) and in its Order
+    2222 design (NAME-2222; EU: eu and eu-ebgl), every value with its source."""
+    from tsodso.rules import PRESETS, get_rules
+
+    chosen = ({name: _guard(lambda: get_rules(name))} if name is not None
+              else dict(PRESETS))
+    data = {"presets": {k: {f: v for f, v in r.to_dict().items() if f != "name"}
+                        for k, r in chosen.items()}}
+    if json_out:
+        _emit_json(data)
+        return
+    table = Table("preset", *RULE_COLUMNS.values(), title="market-rule presets",
+                  box=box.SIMPLE_HEAD)
+    for k, r in chosen.items():
+        table.add_row(k, *(_default_text(getattr(r, f)) for f in RULE_COLUMNS))
+    console.print(table)
+    if name is not None:
+        r = chosen[name]
+        console.print(r.description)
+        for line in r.sources:
+            console.print(f"  - {line}")
+    else:
+        console.print("tsodso rules NAME shows a preset's sources; --json lists them all.")
+
+
 def _first_sentence(doc: str | None) -> str:
     """The first sentence of a docstring's first paragraph, on one line, without RST
     markup."""

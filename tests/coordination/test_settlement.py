@@ -53,8 +53,9 @@ def test_statements_book():
 
 
 def test_run_reports_the_ders_the_rules_kept_out(tmp_path):
-    """The same fleet under pjm and eu rules: eu's 1 MW minimum without aggregation keeps
-    the small DERs out of the TSO market, and run says which, how many MW and why."""
+    """The same fleet under pjm and under a European market of 2012-2017 without pooling
+    (5 MW per unit): the small DERs stay out of the TSO market, and run says which, how
+    many MW and why."""
     import json
 
     from typer.testing import CliRunner
@@ -65,20 +66,21 @@ def test_run_reports_the_ders_the_rules_kept_out(tmp_path):
     recipe = yaml.safe_load(scenario_path("default").read_text())
     recipe["feeders"] = [dict(recipe["feeders"][0], at=[9])]
     rows = {}
+    eu = {"preset": "eu", "aggregation_allowed": False}
     for rules in ("pjm", "eu"):
         path = tmp_path / f"{rules}.yaml"
-        path.write_text(yaml.safe_dump(dict(recipe, rules=rules)))
+        path.write_text(yaml.safe_dump(dict(recipe, rules=eu if rules == "eu" else rules)))
         result = runner.invoke(app, ["run", str(path), "--scheme", "tso_only", "--json"])
         assert result.exit_code == 0, result.output
         rows[rules] = json.loads(result.stdout)["schemes"]["tso_only"]["kept_out"]
         if rules == "eu":
             text = runner.invoke(app, ["run", str(path), "--scheme", "tso_only"]).output
             assert "kept out of the TSO market by its rules" in text
-            assert "below the 1 MW minimum offer" in text
+            assert "below the 5 MW minimum offer" in text
     assert rows["pjm"]["ders"] == 0
-    system = build_scenario(dict(recipe, rules="eu"))
+    system = build_scenario(dict(recipe, rules=eu))
     size = system.ders.p_max_mw.combine(-system.ders.p_min_mw, max)
-    small = size[size < 1.0]  # eu: 1 MW per unit, no pooling
-    assert rows["eu"]["ders"] == len(small) > 0 and len(small) < len(size)
+    small = size[size < 5.0]  # 5 MW per unit, no pooling
+    assert rows["eu"]["ders"] == len(small) > 0
     assert rows["eu"]["mw"] == pytest.approx(small.sum())
-    assert rows["eu"]["by_reason"][0]["reason"].startswith("below the 1 MW minimum offer")
+    assert rows["eu"]["by_reason"][0]["reason"].startswith("below the 5 MW minimum offer")

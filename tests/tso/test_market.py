@@ -168,7 +168,8 @@ def _small_system(ders: list[dict]) -> System:
 
 
 def test_participation_rules_small_der():
-    """A 50 kW DER is excluded under 'eu', takes part under 'pjm' through its aggregator."""
+    """A 50 kW DER is excluded under 'eu' (5 MW bids, pooling allowed), takes part under
+    'pjm' through its aggregator."""
     ders = [
         {"der_id": "tiny", "kind": "dg", "feeder_id": "F1", "bus_id": 5, "p_max_mw": 0.05,
          "cost_per_mwh": 5.0, "aggregator_id": "A"},
@@ -179,7 +180,7 @@ def test_participation_rules_small_der():
     eu = clear_tso_market(system, TsoOptions(rules=get_rules("eu")))
     assert set(eu.excluded.der_id) == {"tiny", "peer"}
     reason = eu.excluded.set_index("der_id").reason["tiny"]
-    assert "1 MW minimum" in reason and "eu" in reason
+    assert "aggregated offer below the 5 MW minimum" in reason and "eu" in reason
     assert eu.excluded.set_index("der_id").value_lost["tiny"] > 0
     pjm = clear_tso_market(system, TsoOptions(rules=get_rules("pjm")))
     assert pjm.excluded.empty

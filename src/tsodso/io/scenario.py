@@ -74,6 +74,7 @@ from tsodso.model.tables import DER_KINDS, DERS, MARKETS
 from tsodso.model.topology import downstream_load
 from tsodso.resources import MAX_PERIODS  # a leap year of quarter hours
 from tsodso.rules import PRESETS, MarketRules, get_rules
+from tsodso.rules.presets import overridden
 
 MAX_FEEDERS = 10_000  # feeders a scenario may attach (10x the largest benchmark)
 DAYS_IN_YEAR = 366  # SimBench's profiles cover 2016
@@ -335,7 +336,16 @@ def read_rules(parent: MappingReader, key: str = "rules") -> MarketRules:
         base = PRESETS.get(name.strip().lower(), PRESETS["custom"])
     values = base.to_dict()
     for field_name in names:
-        values[field_name] = r.get(field_name, type(values[field_name]), values[field_name])
+        if field_name != "sources":
+            values[field_name] = r.get(field_name, type(values[field_name]),
+                                       values[field_name])
+    if "sources" in r.data:  # a manifest written with its sources
+        values["sources"] = tuple(r.items("sources", str))
+    else:  # a value set here is no longer the preset's sourced one
+        changed = {k: values[k] for k in names
+                   if k not in ("sources", "name", "era", "description")
+                   and values[k] != getattr(base, k)}
+        values["sources"] = overridden(base.sources, changed)
     rules = MarketRules(**values)
     try:
         rules.check()
