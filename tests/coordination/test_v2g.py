@@ -25,9 +25,10 @@ def _recipe(v2g: float, rules) -> dict:
 def test_an_ev_that_discharges_is_refused_where_the_rules_do_not_allow_it():
     with pytest.raises(ValidationError, match=r"ders\.p_max_mw\[case33bw@9/ev\d+\].*"
                                               r"vehicle-to-grid.*'pjm'.*v2g_allowed"):
-        build_scenario(_recipe(1.0, "pjm"))
-    plain = build_scenario(_recipe(0.0, "pjm"))  # charge-only EVs stay allowed
-    assert (plain.ders.p_max_mw[plain.ders.kind == "ev"] == 0).all()
+        build_scenario(_recipe(1.0, {"preset": "pjm", "v2g_allowed": False}))
+    plain = build_scenario(_recipe(0.0, {"preset": "pjm", "v2g_allowed": False}))
+    assert (plain.ders.p_max_mw[plain.ders.kind == "ev"] == 0).all()  # charge-only stays
+    build_scenario(_recipe(1.0, "pjm"))  # PJM's preset allows V2G (its 2013 regulation EVs)
 
 
 @pytest.fixture(scope="module")
