@@ -7,7 +7,7 @@ a demand-response contract measures against) and the structural table of feeders
 interface bus each DER sits behind); no feeder network, no other aggregator's DERs and no
 transmission grid. It pools its DERs into market offers as the market rules say
 (:func:`~tsodso.tso.offers.tso_view` on its portfolio), sends their availability, and keeps
-what the operators send it (curtailment requests, settlement statements).
+what the operators send it (curtailment requests).
 """
 
 from __future__ import annotations
@@ -22,16 +22,12 @@ from tsodso.actors.messages import (
     CurtailmentRequest,
     Envelope,
     Message,
-    SettlementStatement,
 )
 from tsodso.errors import TsodsoError
 from tsodso.model.network import TransmissionGrid
 from tsodso.model.system import System
 from tsodso.rules import MarketRules
 from tsodso.tso.offers import TsoView, tso_view
-
-#: The name under which DERs without an aggregator appear (they make no offers).
-NO_AGGREGATOR = "(none)"
 
 
 class Aggregator:
@@ -106,7 +102,7 @@ class Aggregator:
                                     p_min_mw=np.asarray(e.p_min, dtype=float)[:T])
 
     def receive(self, messages: list[Message]) -> None:
-        """Keep what the operators sent it (curtailment requests, statements)."""
+        """Keep what the operators sent it (curtailment requests)."""
         self.inbox.extend(messages)
 
     def curtailment_caps(self) -> pd.DataFrame:
@@ -119,7 +115,3 @@ class Aggregator:
                 caps = frame if caps is None else caps.combine(frame, np.fmin,
                                                                overwrite=False)
         return caps if caps is not None else pd.DataFrame()
-
-    def statements(self) -> list[SettlementStatement]:
-        """The settlement statements received."""
-        return [m for m in self.inbox if isinstance(m, SettlementStatement)]

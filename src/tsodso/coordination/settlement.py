@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +47,7 @@ from tsodso.dso.opf import DsoResult
 from tsodso.model.system import System
 from tsodso.tso import TsoResult
 from tsodso.tso.dc_network import build_dc_network
+from tsodso.tso.market import settled_zonal, zonal_prices
 
 #: Schemes whose DERs and feeder consumers are settled at the TSO's price (no
 #: distribution market: the DSO only corrects the market's schedule).
@@ -78,19 +78,6 @@ class Statements:
         rows = [{"party": p, "line": k, "amount": v}
                 for p, book in self.lines.items() for k, v in book.items()]
         return pd.DataFrame(rows, columns=["party", "line", "amount"])
-
-
-def _zonal_prices(system: System, lmp: pd.DataFrame, load: pd.DataFrame
-                  ) -> dict[Any, pd.Series]:
-    """Load-weighted average LMP of each load zone per period (the zonal price)."""
-    zone = system.grid.buses.set_index("bus_id").zone
-    out = {}
-    for z in zone.reindex(lmp.columns).dropna().unique():
-        cols = [b for b in lmp.columns if zone.get(b) == z]
-        w = load.reindex(columns=cols, fill_value=0.0).clip(lower=0)
-        avg = (lmp[cols] * w).sum(axis=1) / w.sum(axis=1).where(w.sum(axis=1) > 0)
-        out[z] = avg.fillna(lmp[cols].mean(axis=1))
-    return out
 
 
 def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
@@ -139,7 +126,15 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
     interface = system.feeders.set_index("feeder_id").interface_bus
     ders = system.ders.set_index("der_id")
     rules = system.rules
-    zonal = _zonal_prices(system, lmp, transmission_load) if tso_price else {}
+    # zonal prices weighted by the settled load at each bus, feeder imports included (as
+    # the TSO market weighs them)
+    if tso_price:
+        settled_load = transmission_load.copy()
+        for f, r in results.items():
+            settled_load[int(interface[f])] += r.interface_p_mw.to_numpy()
+        zonal = zonal_prices(system, lmp, settled_load)
+    else:
+        zonal = {}
     zone = system.grid.buses.set_index("bus_id").zone
     for f, r in results.items():
         dso = f"dso:{dso_of[f]}"
@@ -155,7 +150,7 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
         der_p = r.der_p_mw.to_numpy()
         if tso_price:
             size = np.maximum(d.p_max_mw.to_numpy(), -d.p_min_mw.to_numpy())
-            is_zonal = (rules.der_settlement == "zonal") | (size < rules.zonal_settlement_below_mw)
+            is_zonal = settled_zonal(rules, size)
             z = zone.get(int(interface[f]))
             zprice = zonal[z].to_numpy() if z in zonal else iface
             der_price = np.where(is_zonal[None, :], zprice[:, None], iface[:, None])

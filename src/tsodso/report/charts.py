@@ -273,16 +273,10 @@ def hosting_capacity(table: pd.DataFrame, feeder_id: str, kind: str = "pv") -> A
 
 # ------------------------------------------------------------------ the grid
 def _distance_order(system: System, feeder_id: str) -> list[int]:
-    """A feeder's buses from the root outwards (breadth first)."""
-    import networkx as nx
+    """A feeder's buses from the root outwards (breadth first, as its OPF orders them)."""
+    from tsodso.dso.tree import feeder_tree
 
-    f = system.feeder(feeder_id)
-    g = nx.Graph()
-    g.add_nodes_from(int(b) for b in f.buses.bus_id)
-    lines = f.lines[f.lines.in_service]
-    g.add_edges_from(zip(lines.from_bus.astype(int), lines.to_bus.astype(int), strict=True))
-    root = int(f.info.root_bus)
-    return [root, *(v for _, v in nx.bfs_edges(g, root))]
+    return [int(b) for b in feeder_tree(system.feeder(feeder_id)).bus_ids]
 
 
 def grid_layout(system: System, seed: int = 0) -> dict[tuple[str, int], tuple[float, float]]:
@@ -329,28 +323,28 @@ def _radial_tree(system: System, feeder_id: str, wedge: float
                  ) -> dict[int, tuple[float, float]]:
     """Each feeder bus's (radius in 0..1 by depth, angle within +-wedge/2 rad): leaves
     spread evenly in depth-first order, every other bus at the mean angle of its leaves."""
-    import networkx as nx
+    from tsodso.dso.tree import feeder_tree
 
-    f = system.feeder(feeder_id)
-    g = nx.Graph()
-    lines = f.lines[f.lines.in_service]
-    g.add_nodes_from(int(b) for b in f.buses.bus_id)
-    g.add_edges_from(zip(lines.from_bus.astype(int), lines.to_bus.astype(int), strict=True))
-    root = int(f.info.root_bus)
-    tree = nx.bfs_tree(g, root)
-    depth = nx.single_source_shortest_path_length(tree, root)
-    deepest = max(depth.values()) or 1
-    order = list(nx.dfs_preorder_nodes(tree, root))
-    leaves = [n for n in order if tree.out_degree(n) == 0]
-    slot = {n: i for i, n in enumerate(leaves)}
-    angle: dict[int, float] = {}
-    for n in reversed(order):
-        kids = list(tree.successors(n))
-        if kids:
-            angle[n] = float(np.mean([angle[c] for c in kids]))
-        else:
-            angle[n] = ((slot[n] + 0.5) / len(leaves) - 0.5) * wedge
-    return {int(n): (depth[n] / deepest, angle[n]) for n in tree}
+    tree = feeder_tree(system.feeder(feeder_id))
+    n, parent = tree.n, tree.parent
+    kids: list[list[int]] = [[] for _ in range(n)]
+    depth = np.zeros(n, dtype=int)
+    for j in range(1, n):  # breadth-first: a parent comes before its children
+        kids[parent[j]].append(j)
+        depth[j] = depth[parent[j]] + 1
+    order, stack = [], [0]
+    while stack:  # depth-first preorder from the root
+        j = stack.pop()
+        order.append(j)
+        stack.extend(reversed(kids[j]))
+    leaves = [j for j in order if not kids[j]]
+    slot = {j: i for i, j in enumerate(leaves)}
+    angle = np.zeros(n)
+    for j in reversed(order):
+        angle[j] = (float(np.mean(angle[kids[j]])) if kids[j]
+                    else ((slot[j] + 0.5) / len(leaves) - 0.5) * wedge)
+    deepest = max(int(depth.max()), 1)
+    return {int(tree.bus_ids[j]): (depth[j] / deepest, float(angle[j])) for j in range(n)}
 
 
 def grid_prices(outcome: Any, system: System) -> Any:

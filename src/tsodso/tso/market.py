@@ -691,15 +691,9 @@ class TsoMarket:
         bus = d.feeder_id.map(self.system.feeders.set_index("feeder_id").interface_bus)
         zone = self.system.grid.buses.set_index("bus_id").zone
         load = pd.DataFrame(self.load, columns=lmp.columns, index=lmp.index)
-        zonal = {}
-        for z in zone.loc[bus].unique():
-            cols = [b for b in lmp.columns if zone.get(b) == z]
-            w = load[cols].clip(lower=0)
-            avg = (lmp[cols] * w).sum(axis=1) / w.sum(axis=1).where(w.sum(axis=1) > 0)
-            zonal[z] = avg.fillna(lmp[cols].mean(axis=1))
-        size = np.maximum(d.p_max_mw, -d.p_min_mw)
-        rules = self.rules
-        is_zonal = (rules.der_settlement == "zonal") | (size < rules.zonal_settlement_below_mw)
+        zonal = zonal_prices(self.system, lmp, load)
+        is_zonal = pd.Series(settled_zonal(self.rules, np.maximum(d.p_max_mw, -d.p_min_mw)),
+                             index=d.index)
         rows = []
         for der_id in d.index:
             p = der[der_id].to_numpy()
@@ -749,6 +743,28 @@ class TsoMarket:
         margin = np.maximum(price - ders.cost_per_mwh.to_numpy(), 0)
         dispatchable = ~ders.kind.isin(["pv", "wind"]).to_numpy()  # renewables self-dispatch
         return (margin * avail * self.dt).sum(axis=0) * dispatchable
+
+
+def zonal_prices(system: System, lmp: pd.DataFrame, load: pd.DataFrame
+                 ) -> dict[Any, pd.Series]:
+    """The zonal price of each load zone per period: the load-weighted average LMP of its
+    buses ($/MWh; ``load`` is periods x bus_id, MW, negative load weighs nothing), the
+    plain average where the zone has no load."""
+    zone = system.grid.buses.set_index("bus_id").zone
+    out = {}
+    for z in zone.reindex(lmp.columns).dropna().unique():
+        cols = [b for b in lmp.columns if zone.get(b) == z]
+        w = load.reindex(columns=cols, fill_value=0.0).clip(lower=0)
+        avg = (lmp[cols] * w).sum(axis=1) / w.sum(axis=1).where(w.sum(axis=1) > 0)
+        out[z] = avg.fillna(lmp[cols].mean(axis=1))
+    return out
+
+
+def settled_zonal(rules: MarketRules, size_mw: Any) -> np.ndarray:
+    """Whether each DER (its size, MW) is paid the zonal price under ``rules``: zonal
+    settlement, or a resource smaller than ``zonal_settlement_below_mw`` (ERCOT)."""
+    size = np.asarray(size_mw, dtype=float)
+    return (rules.der_settlement == "zonal") | (size < rules.zonal_settlement_below_mw)
 
 
 def _quadratic_costs(generators: pd.DataFrame) -> bool:
