@@ -161,13 +161,21 @@ def rules(
         return
     table = Table("preset", *RULE_COLUMNS.values(), title="market-rule presets",
                   box=box.SIMPLE_HEAD)
+    table.add_column("DSO market")
     for k, r in chosen.items():
-        table.add_row(k, *(_default_text(getattr(r, f)) for f in RULE_COLUMNS))
+        loc = r.local
+        local = (f"{loc.min_offer_mw:g} MW{' pooled' if loc.aggregation_allowed else ''}; "
+                 f"{', '.join(loc.energy_kinds) or 'none'}; Q "
+                 f"{'paid' if loc.reactive_paid else 'grid code'}")
+        table.add_row(k, *(_default_text(getattr(r, f)) for f in RULE_COLUMNS), local)
     console.print(table)
     if name is not None:
         r = chosen[name]
         console.print(r.description)
         for line in r.sources:
+            console.print(f"  - {line}")
+        console.print("DSO's local market:")
+        for line in r.local.sources:
             console.print(f"  - {line}")
     else:
         console.print("tsodso rules NAME shows a preset's sources; --json lists them all.")
@@ -791,13 +799,16 @@ def _print_comparison(result: dict[str, Any]) -> None:
         _print_warnings(name, r["shortfalls"]["warnings"] if r["shortfalls"] else [])
         kept = r.get("kept_out") or {}
         if kept.get("ders"):
-            parts = "; ".join(f"{g['ders']} ({g['mw']:.3f} MW): {g['reason']}"
-                              for g in kept["by_reason"])
+            parts = "; ".join(f"{g['market'].upper()} market: {g['ders']} "
+                              f"({g['mw']:.3f} MW) {g['reason']}" for g in kept["by_reason"])
+            takers = kept.get("price_takers") or {}
             console.print(f"[yellow]{name}[/yellow]: {kept['ders']} DER(s), "
-                          f"{kept['mw']:.3f} MW, kept out of the TSO market by its rules: "
-                          f"{parts}")
+                          f"{kept['mw']:.3f} MW, kept out of a market by its rules ({parts}); "
+                          f"{takers.get('ders', 0)} ({takers.get('mw', 0.0):.3f} MW) admitted "
+                          "by no market run as price-takers")
         for note in r["notes"]:
             console.print(f"[yellow]{name}[/yellow]: {note}")
+    _print_tools(result)
     if _state["verbose"]:
         _print_money(result)
     if _state["quiet"]:
@@ -808,6 +819,23 @@ def _print_comparison(result: dict[str, Any]) -> None:
                   "failed: feeder x period whose power flow did not converge (violations "
                   "unknown); costs: production cost of the corrected operation, including "
                   "shed load and unmet EV energy at the value of lost load.")
+
+
+def _print_tools(result: dict[str, Any]) -> None:
+    """One line per distinct set of DSO voltage tools, naming the schemes that had it."""
+    lines: dict[str, list[str]] = {}
+    for name, r in result["schemes"].items():
+        tools = r.get("dso_tools")
+        if not tools:
+            continue
+        q = tools["inverter_reactive"]
+        text = (f"tap changers on {tools['tap_changers']} of {tools['feeders']} feeders, "
+                f"{tools['capacitor_banks']} capacitor bank(s) ({tools['capacitor_mvar']:.2f} "
+                f"MVAr), inverter reactive power of {q['ders']} DER(s) ({q['mva']:.2f} MVA, "
+                f"{q['terms']})")
+        lines.setdefault(text, []).append(name)
+    for text, names in lines.items():
+        console.print(f"DSO voltage tools ({', '.join(names)}): {text}")
 
 
 def _print_money(result: dict[str, Any]) -> None:

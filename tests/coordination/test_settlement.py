@@ -75,7 +75,7 @@ def test_run_reports_the_ders_the_rules_kept_out(tmp_path):
         rows[rules] = json.loads(result.stdout)["schemes"]["tso_only"]["kept_out"]
         if rules == "eu":
             text = runner.invoke(app, ["run", str(path), "--scheme", "tso_only"]).output
-            assert "kept out of the TSO market by its rules" in text
+            assert "kept out of a market by its rules (TSO market:" in text
             assert "below the 5 MW minimum offer" in text
     assert rows["pjm"]["ders"] == 0
     system = build_scenario(dict(recipe, rules=eu))
@@ -84,3 +84,41 @@ def test_run_reports_the_ders_the_rules_kept_out(tmp_path):
     assert rows["eu"]["ders"] == len(small) > 0
     assert rows["eu"]["mw"] == pytest.approx(small.sum())
     assert rows["eu"]["by_reason"][0]["reason"].startswith("below the 5 MW minimum offer")
+
+
+def test_reactive_power_is_paid_at_the_q_dlmp_where_the_dso_buys_it():
+    """Under the DLMP literature's local market (Q paid) DERs receive their MVAr times the
+    reactive DLMP at their bus, consumers pay theirs, the DSO keeps the difference, and the
+    books still balance to the cent; under the grid code (pjm) nobody is paid for Q. Each
+    party receives its statement as a message from the market operator."""
+
+    paid = _system({"preset": "pjm", "local": {"reactive_paid": True,
+                                               "energy_kinds": ["pv", "wind", "dg", "storage",
+                                                                "ev", "demand_response"]}})
+    o = run_scheme(paid, "common")
+    assert abs(_total(o.statements)) < 0.005
+    q_rev = {p: b["reactive power"] for p, b in o.statements.items() if "reactive power" in b}
+    assert q_rev and any(abs(v) > 0.01 for v in q_rev.values())
+    # the DERs' line items, recomputed from the published reactive DLMPs and dispatch
+    ders = paid.ders.set_index("der_id")
+    expected: dict[str, float] = {}
+    for f, dq in o.dlmp_q.items():
+        ids = ders.index[ders.feeder_id == f]
+        price = dq[ders.bus_id[ids].to_numpy()].to_numpy()
+        for der, v in zip(ids, (o.der_reactive[ids].to_numpy() * price).sum(axis=0),
+                          strict=True):
+            a = f"aggregator:{ders.aggregator_id[der]}"
+            expected[a] = expected.get(a, 0.0) + v * paid.profiles.period_hours
+    assert q_rev == pytest.approx(expected, abs=1e-6)
+    consumers = {p: b["reactive energy"] for p, b in o.statements.items()
+                 if p.startswith("consumers:") and p != "consumers:transmission"}
+    rents = {p: b["reactive rent"] for p, b in o.statements.items() if p.startswith("dso:")}
+    assert len(consumers) == len(rents) == len(paid.dso_feeders)
+    assert sum(consumers.values()) + sum(rents.values()) + sum(q_rev.values()) == \
+        pytest.approx(0.0, abs=1e-6)
+    unpaid = run_scheme(_system("pjm"), "common")
+    assert all("reactive power" not in b for b in unpaid.statements.values())
+    # the statements as the parties received them
+    got = o.messages.loc["settlement_statement", "count"]
+    parties = [p for p in o.statements if p == "tso" or p.startswith(("dso:", "aggregator:"))]
+    assert got == len(parties)

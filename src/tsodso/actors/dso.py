@@ -23,6 +23,7 @@ from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions, DsoResult, feeders_only
 from tsodso.errors import SolveError, TsodsoError
 from tsodso.model.system import System
 from tsodso.powerflow import FeederPowerFlow, der_injections
+from tsodso.rules.admission import der_control
 from tsodso.tso.offers import uncontrolled_dispatch
 
 #: Options of the DSO's operating OPF (the AC check runs once, in the settlement).
@@ -136,10 +137,12 @@ class Dso:
         T = system.n_periods
         d = system.ders[system.ders.feeder_id == feeder_id]
         limits = []
+        # no distribution market here: DERs the TSO market does not admit are price-takers
+        control = der_control(system, distribution_market=False).of(system, feeder_id)
         for sign in (1.0, -1.0):
             op = DsoOpf(system, feeder_id, DsoOptions(formulation="lindist", ac_check=False,
                                                       decompose=False, allow_shed=False),
-                        Boundary(price=np.zeros(T)))
+                        Boundary(price=np.zeros(T)), control=control)
             m = op.model
             lb, _ = op.pg_bounds
             if sign > 0:
@@ -156,6 +159,7 @@ class Dso:
                 m.set_cost(op.evc, np.full(len(op.evc), -op.dt))
                 if op.evd is not None:
                     m.set_bounds(op.evd, ub=np.zeros(len(op.evd)))
+            m.set_bounds(op.spill, ub=np.zeros(len(op.spill)))
             inf = np.full(len(op.e), np.inf)
             m.set_bounds(op.e, lb=-inf, ub=inf)
             m.set_bounds(op.eve, lb=-np.full(len(op.eve), np.inf),
@@ -198,16 +202,23 @@ class Dso:
         each below its schedule (never moved to other periods); or shed load at the value of
         lost load. ``storage_redispatch=True`` lets it redispatch storage freely at the
         storage's cost instead (a DSO that operates the storage itself)."""
-        op = DsoOpf(self.system, feeder_id, OPERATING, Boundary(price=price))
+        # no distribution market: inverters give reactive power as the grid code asks
+        control = der_control(self.system, distribution_market=False).of(self.system,
+                                                                         feeder_id)
+        op = DsoOpf(self.system, feeder_id, OPERATING, Boundary(price=price), control=control)
         sched = der_schedule.reindex(columns=op.ders.der_id).to_numpy()[: op.T]
         if np.isnan(sched).any():
             raise TsodsoError(f"DSO {self.name}: the DER schedule of feeder {feeder_id} "
                               "misses DERs of the feeder")
         m = op.model
         if len(op.g_idx):
-            lb, ub = op.pg_bounds
+            _, ub = op.pg_bounds
             new_ub = np.minimum(ub, np.maximum(sched[:, op.g_idx], 0.0).ravel())
-            m.set_bounds(op.pg, lb=np.minimum(lb, new_ub), ub=new_ub)
+            # down to the DER's own minimum (a price-taker's output is no floor here)
+            floor = np.tile(np.maximum(op.ders.p_min_mw.to_numpy(float)[op.g_idx], 0.0), op.T)
+            m.set_bounds(op.pg, lb=np.minimum(floor, new_ub), ub=new_ub)
+            if len(op.spill_pos):  # curtailing is free here: nothing left to spill
+                m.set_bounds(op.spill, ub=np.zeros(len(op.spill)))
         if len(op.v_idx):
             c = np.maximum(-sched[:, op.v_idx], 0).ravel()
             m.set_bounds(op.evc, lb=np.zeros_like(c), ub=c)

@@ -107,41 +107,42 @@ VISIBILITY: dict[str, dict[str, Any]] = {
                     "load at their interface bus",
         "dso_sees": "its feeders; the DER schedules and interface LMP the TSO sends",
         "messages": ["availability_schedule", "der_schedule", "interface_price",
-                     "curtailment_request", "interface_schedule"],
+                     "curtailment_request", "interface_schedule", "settlement_statement"],
     },
     "centralized": {
         "tso_sees": "offers capped by the DSO-prequalified limits; feeders as fixed net load",
         "dso_sees": "its feeders; the DER schedules and interface LMP the TSO sends",
         "messages": ["prequalification_limits", "availability_schedule", "der_schedule",
-                     "interface_price", "curtailment_request", "interface_schedule"],
+                     "interface_price", "curtailment_request", "interface_schedule",
+                     "settlement_statement"],
     },
     "local": {
         "tso_sees": "aggregated interface bid curves (offers at the interface bus) and "
                     "each feeder's base import; never feeder impedances",
         "dso_sees": "its feeders and DERs; the interface price forecast; its interface "
                     "schedule",
-        "messages": ["interface_schedule", "interface_price", "offer"],
+        "messages": ["interface_schedule", "interface_price", "offer", "settlement_statement"],
     },
     "shared_balancing": {
         "tso_sees": "each feeder's forecast import (the interface schedule)",
         "dso_sees": "its feeders and DERs; the interface schedule it must keep",
-        "messages": ["interface_schedule"],
+        "messages": ["interface_schedule", "settlement_statement"],
     },
     "common": {
         "tso_sees": "everything: one joint market over the transmission grid and every "
                     "feeder (the first-best benchmark)",
         "dso_sees": "everything",
-        "messages": ["interface_schedule"],
+        "messages": ["interface_schedule", "settlement_statement"],
     },
     "hierarchical": {
         "tso_sees": "each feeder's import (interface schedule) per iteration",
         "dso_sees": "its feeders and DERs; the interface LMP per iteration",
-        "messages": ["interface_schedule", "interface_price"],
+        "messages": ["interface_schedule", "interface_price", "settlement_statement"],
     },
     "admm": {
         "tso_sees": "each feeder's import per iteration; never feeder data",
         "dso_sees": "its feeder and DERs; the TSO's interface target per iteration",
-        "messages": ["interface_schedule"],
+        "messages": ["interface_schedule", "settlement_statement"],
     },
 }
 

@@ -68,21 +68,15 @@ def _fictitious_max(ops: dict[str, DsoOpf], sol: object) -> float:
                default=0.0)
 
 
-def run_common(system: System, tighten: bool = True, bus: MessageBus | None = None
-               ) -> Outcome:
-    """Solve the joint problem and settle it (one party sees everything: no messages but
-    the final interface schedules the settlement reads)."""
-    started = time.perf_counter()
-    ex = Exchange(system, "common", bus)
-    model, tso, ops, coupling = build_joint(system)
-    fids = list(ops)
+def _solve_joint(model: Model, ops: dict[str, DsoOpf], tighten: bool) -> tuple[object, bool]:
+    """Solve the joint model; tighten an inexact relaxation with a loss penalty of 0.1,
+    then 1, then 10 $/MWh (as each DSO's OPF does). What remains inexact is reported by the
+    outcome's status. Returns the solution and whether it was tightened."""
     # iterative refinement off halves Clarabel's time on these problems (1.4 s instead of
     # 2.9 s on 10 feeders x 24 periods; objective equal to 1e-10), as for the DSO alone
     fast = {"iterative_refinement_enable": False}
     sol = model.solve("clarabel", tol=1e-9, options=fast)
     tightened = False
-    # an inexact relaxation is tightened with a loss penalty of 0.1, then 1, then 10 $/MWh
-    # (as each DSO's OPF does); what remains inexact is reported by the outcome's status
     penalty = DsoOptions().loss_penalty
     while sol.ok and tighten and penalty <= 10 and _fictitious_max(ops, sol) > 0:
         for op in ops.values():
@@ -94,6 +88,28 @@ def run_common(system: System, tighten: bool = True, bus: MessageBus | None = No
     if sol.ok and tightened and _fictitious_max(ops, sol) > 0:
         # what remains may be solver accuracy: once more with iterative refinement
         sol = model.solve("clarabel", tol=1e-9)
+    return sol, tightened
+
+
+def run_common(system: System, tighten: bool = True, bus: MessageBus | None = None
+               ) -> Outcome:
+    """Solve the joint problem and settle it (one party sees everything: no messages but
+    the final interface schedules the settlement reads)."""
+    started = time.perf_counter()
+    ex = Exchange(system, "common", bus)
+    model, tso, ops, coupling = build_joint(system)
+    fids = list(ops)
+    sol, tightened = _solve_joint(model, ops, tighten)
+    with_tools = [op for op in ops.values() if op.has_tools]
+    if sol.ok and with_tools:
+        # the DSOs' tap changers and capacitor banks, free in the first solve, are held at
+        # their positions (exact physics, fixed voltage control) and the market re-cleared
+        for op in with_tools:
+            op.fix_tools(sol)
+        for op in ops.values():  # the penalty goes back to zero before the second solve
+            model.set_cost(op.L, np.zeros(len(op.L)))
+        sol, again = _solve_joint(model, ops, tighten)
+        tightened = tightened or again
     if not sol.ok:
         raise SolveError(f"common: joint problem ended '{sol.status.value}' ({sol.raw_status})",
                          sol.status.value)

@@ -23,14 +23,16 @@ import pandas as pd
 from tsodso.actors.dso import Dso
 from tsodso.actors.tso import Tso
 from tsodso.coordination.protocol import Exchange
-from tsodso.coordination.settlement import settle_money
+from tsodso.coordination.settlement import TSO_PRICE_SCHEMES, settle_money
 from tsodso.dso.ac_check import dispatch_power_flow
 from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
+from tsodso.rules import admission
+from tsodso.rules.admission import KEPT_OUT_COLUMNS
 from tsodso.shortfalls import Shortfalls
 from tsodso.tso import TsoResult
-from tsodso.tso.offers import der_availability
+from tsodso.tso.offers import der_availability, der_offer_cost
 
 
 @dataclass
@@ -75,12 +77,18 @@ class Outcome:
     voltages: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: final DER output, MW, injection positive (periods x der_id)
     der_dispatch: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: final DER reactive power, MVAr, injection positive (periods x der_id)
+    der_reactive: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: settlement statements: party -> line item -> $ over the horizon, positive when the
     #: party receives money (see :mod:`tsodso.coordination.settlement`); they sum to zero
     statements: dict[str, dict[str, float]] = field(default_factory=dict)
     #: DERs a market's rules kept out: ``der_id``, ``aggregator_id``, ``kind``,
-    #: ``feeder_id``, ``capacity_mw``, ``market`` ("tso"), ``reason`` (one row per DER)
+    #: ``feeder_id``, ``capacity_mw``, ``market`` ("tso" or "dso"), ``reason``,
+    #: ``price_taker`` (no market admits it), one row per DER and market
     kept_out: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the voltage tools the DSOs had (:func:`dso_tools`): tap changers, capacitor banks,
+    #: inverter reactive power and how it is paid
+    dso_tools: dict[str, Any] = field(default_factory=dict)
 
     @property
     def plot(self) -> Any:
@@ -159,15 +167,15 @@ class Outcome:
 def der_costs(system: System, result: DsoResult, ders_by_id: pd.DataFrame | None = None
               ) -> float:
     """Production cost of a feeder's final dispatch: DER offers (positive output at their
-    cost), shed load and unmet EV energy at value of lost load, $. ``ders_by_id``:
-    ``system.ders`` indexed by ``der_id`` (computed if not given)."""
+    offer: :func:`~tsodso.tso.offers.der_offer_cost`), shed load, unmet EV energy and
+    price-takers' spilled output at value of lost load, and tap changes, $.
+    ``ders_by_id`` is not used (kept for callers)."""
     dt = system.profiles.period_hours
-    by_id = system.ders.set_index("der_id") if ders_by_id is None else ders_by_id
-    d = by_id.loc[result.der_p_mw.columns]
-    out = np.maximum(result.der_p_mw.to_numpy(), 0.0)
-    cost = (out * d.cost_per_mwh.to_numpy()).sum() * dt
+    cost = der_offer_cost(system, result.der_p_mw).sum() * dt
     voll = system.rules.value_of_lost_load
-    return float(cost + voll * (dt * result.shed_mw.to_numpy().sum() + result.ev_shortfall_mwh))
+    spilled = result.shortfalls.spill_mwh  # price-takers' output spilled in an emergency
+    return float(cost + voll * (dt * result.shed_mw.to_numpy().sum() + result.ev_shortfall_mwh
+                                + spilled) + result.tap_cost)
 
 
 def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs | Dso],
@@ -201,8 +209,9 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     their published DLMPs are those of the feeder cleared against the settled interface LMP
     (same DER room); the dispatch settled is the scheme's own.
 
-    ``kept_out`` lists the DERs a market's rules kept out, with the reason (the TSO market's
-    exclusions in ``tso_only`` and ``centralized``).
+    ``kept_out`` lists the DERs a market's rules kept out, with the reason (default: the
+    TSO market's exclusions, and the DSO market's in schemes that have one; a DER no market
+    admits is a price-taker).
     """
     dt = system.profiles.period_hours
     fids = list(results)
@@ -264,12 +273,14 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     avail = der_availability(system)[:T]
     curtailed = 0.0
     feeder_load: dict[str, tuple[np.ndarray, int]] = {}
+    feeder_q_load: dict[str, np.ndarray] = {}
     line_rents: dict[str, float] = {}
     for f in fids:
         r, op = results[f], ops[f]
         dl = r.dlmp_p.to_numpy()
         order = np.argsort(op.tree.bus_ids, kind="stable")
         feeder_load[f] = (op.p_load[:, order], int(op.tree.bus_ids[0]))
+        feeder_q_load[f] = op.q_load[:, order]
         energy["load"] += float(op.p_load.sum() * dt)
         energy["shed"] += float(r.shed_mw.to_numpy().sum() * dt)
         energy["feeder_losses"] += float(r.losses_mw.sum() * dt)
@@ -289,8 +300,10 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         curtailed += float((avail[:, ren] - r.der_p_mw[ids].to_numpy()).clip(min=0).sum() * dt)
     # Money: one statement per party (coordination.settlement), and its totals
     statements = settle_money(scheme, system, results, feeder_load, tso_result, tx,
-                              market_dispatch=market_dispatch, line_rents=line_rents)
+                              market_dispatch=market_dispatch, line_rents=line_rents,
+                              feeder_q_load=feeder_q_load)
     book = statements.lines
+    ex.statements(book)  # each party receives its own
     payments = -sum(statements.total(p) for p in book if p.startswith("consumers:"))
     gen_rev = statements.total("generators")
     der_rev = {p.split(":", 1)[1]: statements.total(p) for p in book
@@ -319,22 +332,44 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
         notes=list(notes or []), lmp=lmp, voltages=voltages, statements=book,
-        kept_out=_kept_out_table(kept_out),
+        kept_out=_kept_out_table(scheme, system, kept_out),
+        dso_tools=dso_tools(system, distribution_market=scheme not in TSO_PRICE_SCHEMES),
         der_dispatch=(pd.concat([results[f].der_p_mw for f in fids], axis=1)
+                      if fids else pd.DataFrame()),
+        der_reactive=(pd.concat([results[f].der_q_mvar for f in fids], axis=1)
                       if fids else pd.DataFrame()),
     )
 
 
-KEPT_OUT_COLUMNS = ["der_id", "aggregator_id", "kind", "feeder_id", "capacity_mw", "market",
-                    "reason"]
+def dso_tools(system: System, distribution_market: bool) -> dict[str, Any]:
+    """The voltage tools the DSOs of ``system`` have in a scheme: ``feeders``,
+    ``tap_changers`` (feeders with one), ``capacitor_banks`` and their ``capacitor_mvar``
+    (at 1.0 pu), and ``inverter_reactive``: the DERs whose inverters give reactive power
+    (``ders``, ``mva``) and on what terms (``"paid at the reactive DLMP"``, or ``"grid
+    code (unpaid)"``)."""
+    f = system.feeders
+    band = f.get("oltc_v_min_pu", pd.Series(np.nan, index=f.index))
+    buses = system.feeder_buses
+    caps = buses.get("cap_mvar", pd.Series(0.0, index=buses.index))
+    control = admission.der_control(system, distribution_market)
+    d = system.ders
+    q = control.reactive
+    paid = distribution_market and system.rules.local.reactive_paid
+    return {"feeders": int(len(f)), "tap_changers": int(np.isfinite(band).sum()),
+            "capacitor_banks": int((caps > 0).sum()), "capacitor_mvar": float(caps.sum()),
+            "inverter_reactive": {"ders": int(q.sum()),
+                                  "mva": float(d.s_max_mva[q].replace(np.inf, 0.0).sum()),
+                                  "terms": "paid at the reactive DLMP" if paid
+                                  else "grid code (unpaid)"}}
 
 
-def _kept_out_table(excluded: pd.DataFrame | None) -> pd.DataFrame:
-    """The TSO view's excluded DERs as the outcome's ``kept_out`` table."""
-    if excluded is None or not len(excluded):
-        return pd.DataFrame(columns=KEPT_OUT_COLUMNS)
-    out = excluded.assign(market="tso")
-    return out.reindex(columns=KEPT_OUT_COLUMNS).reset_index(drop=True)
+def _kept_out_table(scheme: str, system: System, given: pd.DataFrame | None
+                    ) -> pd.DataFrame:
+    """The outcome's ``kept_out`` table (:func:`tsodso.rules.admission.kept_out`): the
+    TSO market's exclusions, and the DSO market's where the scheme has one."""
+    if given is not None:
+        return given.reindex(columns=KEPT_OUT_COLUMNS).reset_index(drop=True)
+    return admission.kept_out(system, distribution_market=scheme not in TSO_PRICE_SCHEMES)
 
 
 def _repriced(result: DsoResult, lmp: np.ndarray, sens_p: pd.DataFrame,

@@ -34,7 +34,7 @@ from tsodso.actors import (
     new_envelope,
 )
 from tsodso.actors.aggregator import Aggregator
-from tsodso.actors.messages import CurtailmentRequest
+from tsodso.actors.messages import CurtailmentRequest, SettlementStatement
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
 from tsodso.rules import MarketRules
@@ -216,6 +216,18 @@ class Exchange:
             up, down = (q, zero) if m.direction == "up" else (zero, q)  # type: ignore[attr-defined]
             out.append((m.offer_id, float(m.price_per_mwh[0, 0]), up, down))  # type: ignore[attr-defined]
         return out
+
+    def statements(self, book: dict[str, dict[str, float]]) -> list[Message]:
+        """Market operator -> the TSO, each DSO and each aggregator: its settlement
+        statement (line items in $, positive received); consumers and generators are not
+        parties of the exchange. Returns the statements as delivered."""
+        operator = Party.market_operator()
+        msgs = [SettlementStatement(self._env(operator, Party.parse(party)),
+                                    party=Party.parse(party),
+                                    lines=tuple(sorted(lines.items())))
+                for party, lines in book.items()
+                if party == "tso" or party.startswith(("dso:", "aggregator:"))]
+        return self.post(msgs)
 
     def summary(self) -> pd.DataFrame:
         """Count and bytes of this run's messages by kind."""

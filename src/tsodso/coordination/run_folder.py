@@ -522,14 +522,18 @@ def money_flows(outcome: Outcome) -> dict[str, Any]:
 
 
 def kept_out_summary(outcome: Outcome) -> dict[str, Any]:
-    """The DERs a market's rules kept out of ``outcome``: their number, capacity (MW) and,
-    per market and reason, how many and how many MW (``{"ders", "mw", "by_reason":
-    [{"market", "reason", "ders", "mw"}]}``)."""
+    """The DERs a market's rules kept out of ``outcome``: how many DERs (kept out of at
+    least one market) and MW, the price-takers among them (no market admits them: they run
+    uncontrolled), and per market and reason how many and how many MW (``{"ders", "mw",
+    "price_takers": {"ders", "mw"}, "by_reason": [{"market", "reason", "ders", "mw"}]}``)."""
     k = outcome.kept_out
     if k is None or not len(k):
-        return {"ders": 0, "mw": 0.0, "by_reason": []}
+        return {"ders": 0, "mw": 0.0, "price_takers": {"ders": 0, "mw": 0.0}, "by_reason": []}
+    per_der = k.drop_duplicates("der_id")
+    takers = per_der[per_der.price_taker.astype(bool)] if "price_taker" in k else per_der
     groups = k.groupby(["market", "reason"], sort=True).capacity_mw.agg(["count", "sum"])
-    return {"ders": int(len(k)), "mw": float(k.capacity_mw.sum()),
+    return {"ders": int(len(per_der)), "mw": float(per_der.capacity_mw.sum()),
+            "price_takers": {"ders": int(len(takers)), "mw": float(takers.capacity_mw.sum())},
             "by_reason": [{"market": m, "reason": r, "ders": int(c), "mw": float(w)}
                           for (m, r), (c, w) in groups.iterrows()]}
 
@@ -542,7 +546,7 @@ def failed_row(err: SolveError) -> dict[str, Any]:
             "violations": None, "shed_mwh": None, "unmet_ev_mwh": None, "slack_cost": None,
             "shortfalls": None, "iterations": None, "messages": None, "message_bytes": None,
             "curtailed_mwh": None, "wall_s": None, "notes": [str(err)], "money": None,
-            "kept_out": None}
+            "kept_out": None, "dso_tools": None}
 
 
 def comparison_rows(outcomes: Mapping[str, Outcome | SolveError], scenario: str,
@@ -592,6 +596,7 @@ def comparison_rows(outcomes: Mapping[str, Outcome | SolveError], scenario: str,
             "notes": o.notes,
             "money": money_flows(o),
             "kept_out": kept_out_summary(o),
+            "dso_tools": o.dso_tools or None,
         }
     return {"scenario": scenario, "description": description,
             "sign_convention": SIGN_CONVENTION, "schemes": table}

@@ -95,7 +95,7 @@ def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
                 if party in aggregators:
                     aggregators[party].receive(box)
     return settle(scheme, system, dsos, final, ex, started, market_dispatch=market,
-                  priced_at_lmp=system.feeder_ids, kept_out=view.excluded)
+                  priced_at_lmp=system.feeder_ids)
 
 
 def _curtailed(res: DsoResult, schedule: pd.DataFrame) -> float:

@@ -30,9 +30,21 @@ cent: tested), because every line is one side of a physical balance priced once:
     import less its served load plus its DERs' output, bought at the interface price) and
     the ``curtailment compensation`` it pays.
 
+Reactive power, where the DSO's market buys it (``rules.local.reactive_paid``, in a scheme
+with a distribution market): ``aggregator:<id>`` ``reactive power`` (its DERs' MVAr times
+the reactive DLMP at their bus: received when they inject where reactive power is worth
+something), ``consumers:<dso>`` ``reactive energy`` (their served MVAr at the reactive DLMP,
+paid) and ``dso:<name>`` ``reactive rent`` (the difference: what the feeder's lines and
+shunts absorb or give, priced at the reactive DLMPs). Where the grid code asks for reactive
+power (``reactive_paid`` false) or no distribution market exists, nobody is paid for it.
+
 Schemes "without a distribution market" are those in which the DSO only corrects the TSO
 market's schedule (``tso_only``, ``centralized``): the rules there settle DERs and
-consumers at the TSO's price. Reactive power is not settled yet.
+consumers at the TSO's price.
+
+The market operator sends each party (the TSO, each DSO, each aggregator) its statement as
+a :class:`~tsodso.actors.messages.SettlementStatement`; consumers and generators are settled
+through their suppliers and are not parties of the exchange.
 """
 
 from __future__ import annotations
@@ -84,7 +96,8 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
                  feeder_load: Mapping[str, tuple[np.ndarray, int]],
                  tso: TsoResult, transmission_load: pd.DataFrame,
                  market_dispatch: Mapping[str, DsoResult] | None = None,
-                 line_rents: Mapping[str, float] | None = None) -> Statements:
+                 line_rents: Mapping[str, float] | None = None,
+                 feeder_q_load: Mapping[str, np.ndarray] | None = None) -> Statements:
     """The statements of one settled operation.
 
     Parameters
@@ -104,6 +117,9 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
     line_rents
         Each feeder's distribution rent (line flows at the DLMPs of both ends, losses
         included), $, where a distribution market exists.
+    feeder_q_load
+        Each feeder's reactive load per period and bus (``(T x n)`` MVAr, columns as in
+        ``feeder_load``), for the reactive settlement.
     """
     dt = system.profiles.period_hours
     lmp = tso.lmp
@@ -184,7 +200,26 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
             root = r.dlmp_p.columns.get_loc(int(root_bus))
             p0 = r.interface_p_mw.to_numpy()
             out.add(dso, "interface rent", float((p0 * (dl[:, root] - iface)).sum() * dt))
+            if rules.local.reactive_paid and feeder_q_load is not None:
+                _settle_reactive(out, r, d, cols, feeder_q_load[f], p_load, dso, consumers,
+                                 dt)
     return out
+
+
+def _settle_reactive(out: Statements, r: DsoResult, d: pd.DataFrame, cols: np.ndarray,
+                     q_load: np.ndarray, p_load: np.ndarray, dso: str, consumers: str,
+                     dt: float) -> None:
+    """Reactive power at the reactive DLMPs: DERs paid for their MVAr, consumers charged
+    for theirs (shed load keeps its power factor), the DSO keeping the difference."""
+    dq = r.dlmp_q.to_numpy()
+    shed_q = r.shed_mw.to_numpy() * np.divide(q_load, p_load, out=np.zeros_like(q_load),
+                                              where=p_load > 0)
+    consumed = -float(((q_load - shed_q) * dq).sum() * dt)
+    revenue = (r.der_q_mvar.to_numpy() * dq[:, cols]).sum(axis=0) * dt
+    out.add(consumers, "reactive energy", consumed)
+    for a, v in zip(d.aggregator_id, revenue, strict=True):
+        out.add(f"aggregator:{a or '(none)'}", "reactive power", float(v))
+    out.add(dso, "reactive rent", -consumed - float(revenue.sum()))
 
 
 __all__ = ["TSO_PRICE_SCHEMES", "Statements", "settle_money"]

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def dispatch_power_flow(op: DsoOpf | FeederInputs, result: DsoResult) -> PowerFlowResult:
-    """AC power flow of the OPF's dispatch: loads (less shed load), DER P and Q."""
+    """AC power flow of the OPF's dispatch: loads (less shed load), DER P and Q, the root
+    voltage its tap changer set and the capacitor steps switched in."""
     tr = op.tree
     bus_order = np.argsort(tr.bus_ids, kind="stable")
     ids = tr.bus_ids[bus_order]
@@ -35,7 +36,13 @@ def dispatch_power_flow(op: DsoOpf | FeederInputs, result: DsoResult) -> PowerFl
     inj_q = result.der_q_mvar.to_numpy() @ to_bus
     frame = lambda a: pd.DataFrame(a, index=result.dlmp_p.index, columns=ids)  # noqa: E731
     pf = FeederPowerFlow(op.feeder)
-    return pf.run(frame(load_p), frame(load_q), frame(inj_p), frame(inj_q))
+    # the DSO's tools as the dispatch set them: tap changer and capacitor banks
+    v_root = None if result.v_root_pu is None else result.v_root_pu.to_numpy()
+    caps = None
+    if result.cap_mvar is not None:
+        caps = result.cap_mvar.set_axis(result.dlmp_p.index)
+    return pf.run(frame(load_p), frame(load_q), frame(inj_p), frame(inj_q), v_root_pu=v_root,
+                  cap_mvar=caps)
 
 
 def ac_check(op: DsoOpf, result: DsoResult) -> dict[str, float]:

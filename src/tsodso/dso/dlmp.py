@@ -62,8 +62,8 @@ def _jacobian(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np.nda
     return sp.csc_array(sp.block_array(blocks))
 
 
-def _jacobian_all(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np.ndarray
-                  ) -> sp.csc_array:
+def _jacobian_all(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np.ndarray,
+                  sol_on: np.ndarray | None = None) -> sp.csc_array:
     """Block-diagonal Jacobian of all periods at once: the linear rows are the same in every
     period; only the relaxation rows (F4) depend on the state, and are filled vectorised."""
     T, n = P.shape
@@ -72,7 +72,7 @@ def _jacobian_all(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np
     k = const.shape[0]
     J = sp.csr_array(sp.kron(sp.identity(T, format="csr"), const))
     if not op.soc:
-        return sp.csc_array(J)
+        return sp.csc_array(J + _capacitor_terms(op, sol_on, k, 2 * n))
     tr = op.tree
     nr = np.arange(1, n)
     par = tr.parent[nr]
@@ -88,7 +88,20 @@ def _jacobian_all(op: DsoOpf, P: np.ndarray, Q: np.ndarray, L: np.ndarray, V: np
     f4 = sp.csr_array((np.concatenate([v.ravel() for v in vals]),
                        (np.concatenate([r.ravel() for r in rows]),
                         np.concatenate([c.ravel() for c in cols]))), shape=J.shape)
-    return sp.csc_array(J + f4)
+    return sp.csc_array(J + f4 + _capacitor_terms(op, sol_on, k, 3 * n - 1))
+
+
+def _capacitor_terms(op: DsoOpf, on: np.ndarray | None, k: int, iv: int) -> sp.csr_array:
+    """The switched-in capacitors' d(injection)/dv in the reactive balances (F2 rows): a
+    shunt susceptance at their non-root buses, per period (``on``: T x units)."""
+    T, n = op.T, op.tree.n
+    if on is None or not len(op.cap_at):
+        return sp.csr_array((T * k, T * k))
+    b = np.zeros((T, n))
+    np.add.at(b.T, op.cap_at, (on * op.cap_c[None, :]).T)
+    t, j = np.nonzero(b[:, 1:])
+    j = j + 1
+    return sp.csr_array((b[t, j], (t * k + n + j, t * k + iv + (j - 1))), shape=(T * k, T * k))
 
 
 def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
@@ -126,6 +139,11 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
     der_p = np.zeros((T, len(d)))
     der_q = np.zeros((T, len(d)))
     der_p[:, op.g_idx] = sol.value(op.pg).reshape(T, -1)
+    spill_mwh = 0.0
+    if len(op.spill_pos):  # price-takers' output spilled in an emergency
+        spill = np.maximum(sol.value(op.spill).reshape(T, -1), 0.0)
+        der_p[:, op.g_idx[op.spill_pos]] -= spill
+        spill_mwh = float(spill.sum() * dt)
     S = len(op.s_idx)
     if S:
         der_p[:, op.s_idx] = (sol.value(op.dis) - sol.value(op.ch)).reshape(T, S)
@@ -138,12 +156,26 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
     shed_mwh = float(np.maximum(sol.value(op.shed), 0.0).sum() * dt)
     ev_short = max(float(sol.value(op.ev_short).sum()), 0.0) if len(op.v_idx) else 0.0
     shortfalls = Shortfalls(
-        shed_mwh=shed_mwh, unmet_ev_mwh=ev_short,
-        slack_cost=op.system.rules.value_of_lost_load * (shed_mwh + ev_short),
+        shed_mwh=shed_mwh, unmet_ev_mwh=ev_short, spill_mwh=spill_mwh,
+        slack_cost=op.system.rules.value_of_lost_load * (shed_mwh + ev_short + spill_mwh),
         soc_gap_max=float(np.nanmax(gap[:, 1:], initial=0.0)) if op.soc else 0.0,
         fictitious_loss_mw=(float(op.fictitious_losses(sol).max(initial=0.0))
                             if op.soc else 0.0))
+    tools = {}
+    if tr.oltc is not None:
+        tools["v_root_pu"] = pd.Series(np.sqrt(np.maximum(V[:, 0], 0.0)), index=periods)
+    if op.tap_moves is not None:
+        per_w = tr.oltc.tap_cost / (2 * tr.v_root * tr.oltc.tap)
+        tools["tap_cost"] = float(per_w * np.maximum(sol.value(op.tap_moves), 0).sum())
+    if len(op.cap_at):
+        on = sol.value(op.cap_on).reshape(T, -1) * op.cap_c[None, :]  # MVAr at 1.0 pu
+        banks = np.unique(op.cap_at)
+        per_bus = np.zeros((T, n))
+        np.add.at(per_bus.T, op.cap_at, on.T)
+        tools["cap_mvar"] = pd.DataFrame(per_bus[:, banks], index=periods,
+                                         columns=pd.Index(tr.bus_ids[banks], name="bus"))
     return DsoResult(
+        **tools,
         status=shortfalls.status(sol.status),
         objective=float(sol.objective),
         dlmp_p=by_bus(lam_p / dt),
@@ -234,7 +266,8 @@ def _decompose(op: DsoOpf, sol: Any, P: np.ndarray, Q: np.ndarray, L: np.ndarray
             for a, (ca, cb) in enumerate(OCTAGON):
                 g[ip, 2] += ca * mu_sub[a, t, 0] / dt
                 g[iq, 2] += cb * mu_sub[a, t, 0] / dt
-    ys = splu(_jacobian_all(op, P, Q, L, V).T.tocsc()).solve(grads.reshape(T * k, 4))
+    on = sol.value(op.cap_on).reshape(T, -1) if len(op.cap_at) else None
+    ys = splu(_jacobian_all(op, P, Q, L, V, on).T.tocsc()).solve(grads.reshape(T * k, 4))
     ys = ys.reshape(T, k, 4)
     at = np.r_[np.arange(n), n + np.arange(n)]  # rows of F1 (P) and F2 (Q)
     sens = ys[:, at, 0]

@@ -6,7 +6,7 @@ downstream bus: ``parent[j]`` is the upstream bus and ``r[j], x[j]`` the line's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,18 @@ from tsodso.errors import Issue, ValidationError
 from tsodso.model.network import Feeder
 
 S_BASE_MVA = 1.0
+
+
+@dataclass(frozen=True)
+class Oltc:
+    """A substation on-load tap changer: it sets the root voltage within ``[v_min, v_max]``
+    pu, in steps of ``tap`` pu when ``discrete``; each tap moved costs ``tap_cost`` $."""
+
+    v_min: float
+    v_max: float
+    tap: float
+    discrete: bool
+    tap_cost: float
 
 
 @dataclass
@@ -42,6 +54,12 @@ class FeederTree:
         Root (substation secondary) voltage, pu.
     s_sub : float
         Substation transformer rating, pu.
+    oltc : Oltc or None
+        The substation's on-load tap changer (None: the root is held at ``v_root``).
+    cap_step : numpy.ndarray
+        Switched capacitor bank per bus: MVAr (pu) of one step at 1.0 pu voltage (0: none).
+    cap_steps : numpy.ndarray
+        Number of steps of each bank (int).
     """
 
     feeder_id: str
@@ -57,6 +75,24 @@ class FeederTree:
     v_root: float
     s_sub: float
     z_base: float
+    oltc: Oltc | None = None
+    cap_step: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cap_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    @property
+    def has_tools(self) -> bool:
+        """Whether the DSO has a tap changer or capacitor banks on this feeder."""
+        return self.oltc is not None or bool((self.cap_step > 0).any())
+
+    def tap_positions(self) -> np.ndarray:
+        """The root voltages the tap changer can set, pu (``v_root + k * tap`` within
+        its band), ascending."""
+        o = self.oltc
+        if o is None:
+            return np.array([self.v_root])
+        k_lo = np.ceil((o.v_min - self.v_root) / o.tap - 1e-9)
+        k_hi = np.floor((o.v_max - self.v_root) / o.tap + 1e-9)
+        return self.v_root + np.arange(k_lo, k_hi + 1) * o.tap
 
     @property
     def n(self) -> int:
@@ -111,9 +147,28 @@ def feeder_tree(feeder: Feeder) -> FeederTree:
     line_ids[at] = lines.line_id.to_numpy()
     vmin = buses.v_min_pu.fillna(float(info["v_min_pu"])).to_numpy()
     vmax = buses.v_max_pu.fillna(float(info["v_max_pu"])).to_numpy()
+    cap = buses.get("cap_mvar", pd.Series(0.0, index=buses.index)).to_numpy(float)
+    steps = buses.get("cap_steps", pd.Series(1, index=buses.index)).to_numpy(int)
+    oltc = _oltc(info)
     return FeederTree(
         feeder_id=str(info["feeder_id"]), bus_ids=ids[order], parent=parent,
         line_ids=line_ids, r=r, x=x, b_half=b_half, s_max=s_max, v_min=vmin[order],
         v_max=vmax[order], v_root=float(info["v_root_pu"]),
-        s_sub=float(info["substation_mva"]) / S_BASE_MVA, z_base=z_base,
+        s_sub=float(info["substation_mva"]) / S_BASE_MVA, z_base=z_base, oltc=oltc,
+        cap_step=(cap / np.maximum(steps, 1))[order] / S_BASE_MVA,
+        cap_steps=np.where(cap > 0, steps, 0)[order],
     )
+
+
+def _oltc(info: pd.Series) -> Oltc | None:
+    """The feeder's tap changer from its ``oltc_*`` fields (None when it has none)."""
+    lo, hi = float(info.get("oltc_v_min_pu", np.nan)), float(info.get("oltc_v_max_pu", np.nan))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    fid = str(info["feeder_id"])
+    v_root = float(info["v_root_pu"])
+    if not lo <= v_root <= hi:
+        raise ValidationError([Issue("feeders", "oltc_v_min_pu", fid, f"the tap changer's band "
+                                     f"[{lo}, {hi}] pu must contain v_root_pu {v_root}")])
+    return Oltc(lo, hi, float(info.get("oltc_tap_pu", 0.00625)),
+                bool(info.get("oltc_discrete", True)), float(info.get("oltc_tap_cost", 0.0)))

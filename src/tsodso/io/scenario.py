@@ -13,7 +13,9 @@ keys, their types and bounds are::
     simbench:     code, start_day (0 .. 365), generation_cost (>= 0)
                                                  # instead of transmission, feeders, profiles
     feeders:      [{case, at: [bus, ...], per_bus (>= 1), scale (> 0),
-                    substation_margin (> 0), line_margin (> 0), id}]
+                    substation_margin (> 0), line_margin (> 0), id,
+                    oltc: {v_min, v_max, tap, discrete, tap_cost},
+                    capacitors: [{bus, mvar, steps}]}]
                                                  # at most MAX_FEEDERS feeders in all
     ders:         {<kind>: {share (>= 0), bus_fraction (0 < f <= 1), <kind options>}}
                                                  # ev: v2g (0 .. 1) = discharge power as a
@@ -23,7 +25,9 @@ keys, their types and bounds are::
     aggregators:  {per_feeder: true | count (>= 1), markets}
     profiles:     {source: simbench, day (0 .. 365), series: {name: SimBench column},
                    normalize: [names], transmission_load: name, feeder_load: name}
-    rules:        preset name or {preset, <rule>: value, ...}
+    rules:        preset name or {preset, <rule>: value, ...,
+                   local: {min_offer_mw, aggregation_allowed, energy_kinds,
+                           reactive_kinds, reactive_paid}}   # the DSOs' local markets
 
 Every key is checked and nothing is repaired: an unknown key is an error that names it with
 a "did you mean" suggestion (a typo must not silently change a study), and so are a value of
@@ -335,15 +339,22 @@ def read_rules(parent: MappingReader, key: str = "rules") -> MarketRules:
     else:
         base = PRESETS.get(name.strip().lower(), PRESETS["custom"])
     values = base.to_dict()
+    values["local"] = base.local
+    if "local" in r.data:
+        try:
+            values["local"] = base.local.replaced(r.data["local"])
+        except ValidationError as err:
+            first = err.issues[0]
+            raise r.sub("local").issue(first.field, first.message) from None
     for field_name in names:
-        if field_name != "sources":
+        if field_name not in ("sources", "local"):
             values[field_name] = r.get(field_name, type(values[field_name]),
                                        values[field_name])
     if "sources" in r.data:  # a manifest written with its sources
         values["sources"] = tuple(r.items("sources", str))
     else:  # a value set here is no longer the preset's sourced one
         changed = {k: values[k] for k in names
-                   if k not in ("sources", "name", "era", "description")
+                   if k not in ("sources", "name", "era", "description", "local")
                    and values[k] != getattr(base, k)}
         values["sources"] = overridden(base.sources, changed)
     rules = MarketRules(**values)
@@ -563,10 +574,40 @@ class _FeederSpec:
     substation_margin: float
     line_margin: float
     prefix: str
+    oltc: dict[str, Any] | None = None
+    capacitors: tuple[tuple[int, float, int], ...] = ()
+
+
+def _oltc_spec(r: MappingReader) -> dict[str, Any] | None:
+    """The ``oltc:`` mapping of a feeder entry as ``feeders`` columns (None: absent)."""
+    if r.data.get("oltc") is None:
+        return None
+    o = r.sub("oltc")
+    o.known("v_min", "v_max", "tap", "discrete", "tap_cost")
+    v_min = o.number("v_min", 0.95, positive=True)
+    v_max = o.number("v_max", 1.05, positive=True)
+    if v_min > v_max:
+        raise o.issue("v_min", f"must not exceed v_max ({v_min} > {v_max})")
+    return {"oltc_v_min_pu": v_min, "oltc_v_max_pu": v_max,
+            "oltc_tap_pu": o.number("tap", 0.00625, positive=True),
+            "oltc_discrete": o.get("discrete", bool, True),
+            "oltc_tap_cost": o.number("tap_cost", 0.0, low=0.0)}
+
+
+def _capacitor_specs(r: MappingReader) -> tuple[tuple[int, float, int], ...]:
+    """The ``capacitors:`` list of a feeder entry: (bus, MVAr at 1.0 pu, steps) each."""
+    out = []
+    for i in range(len(r.get("capacitors", list, []))):
+        c = r.item("capacitors", i)
+        c.known("bus", "mvar", "steps")
+        out.append((c.get("bus", int), c.number("mvar", positive=True),
+                    c.integer("steps", 1, low=1)))
+    return tuple(out)
 
 
 def _feeder_spec(r: MappingReader, base_dir: Path | None, buses: set[int]) -> _FeederSpec:
-    r.known("case", "at", "per_bus", "scale", "substation_margin", "line_margin", "id")
+    r.known("case", "at", "per_bus", "scale", "substation_margin", "line_margin", "id", "oltc",
+            "capacitors")
     case = _resolve(r.get("case", str), base_dir)
     at = r.items("at", int)
     if not at:
@@ -583,7 +624,8 @@ def _feeder_spec(r: MappingReader, base_dir: Path | None, buses: set[int]) -> _F
     return _FeederSpec(case, at, r.integer("per_bus", 1, low=1),
                        r.number("scale", 1.0, positive=True),
                        r.number("substation_margin", math.inf, positive=True),
-                       r.number("line_margin", math.inf, positive=True), prefix)
+                       r.number("line_margin", math.inf, positive=True), prefix,
+                       _oltc_spec(r), _capacitor_specs(r))
 
 
 def _attach_feeders(system: System, r: MappingReader, base_dir: Path | None,
@@ -612,9 +654,36 @@ def _attach_feeders(system: System, r: MappingReader, base_dir: Path | None,
                 feeder.lines["rating_mva"] = np.where(feeder.lines.in_service,
                                                       spec.line_margin * np.maximum(flow, 1e-3),
                                                       feeder.lines.rating_mva)
+            _add_tools(feeder, spec, r)
             system.add_feeder(feeder)
             if len(ders):
                 system.ders = pd.concat([system.ders, ders], ignore_index=True)
+
+
+def _add_tools(feeder: Any, spec: _FeederSpec, r: MappingReader) -> None:
+    """Give a feeder its tap changer and capacitor banks (its DSO's voltage tools)."""
+    for key, value in (spec.oltc or {}).items():
+        feeder.info[key] = value
+    if spec.oltc and not spec.oltc["oltc_v_min_pu"] <= float(feeder.info["v_root_pu"]) \
+            <= spec.oltc["oltc_v_max_pu"]:
+        raise r.issue("oltc", f"the band must contain the feeder's root voltage "
+                              f"{float(feeder.info['v_root_pu'])} pu")
+    if not spec.capacitors:
+        return
+    buses = feeder.buses
+    if "cap_mvar" not in buses:
+        buses["cap_mvar"] = 0.0
+        buses["cap_steps"] = 1
+    for i, (bus, mvar, steps) in enumerate(spec.capacitors):
+        row = buses.index[buses.bus_id == bus]
+        if not len(row):
+            raise r.issue(f"capacitors[{i}].bus", f"bus {bus} is not a bus of "
+                                                  f"{feeder.info['feeder_id']}")
+        if bus == int(feeder.info["root_bus"]):
+            raise r.issue(f"capacitors[{i}].bus", "the root bus is held by the substation; "
+                                                  "place the bank downstream")
+        buses.loc[row, "cap_mvar"] = mvar
+        buses.loc[row, "cap_steps"] = steps
 
 
 def _move_load(system: System, feeder_loads: pd.DataFrame, fid: str,

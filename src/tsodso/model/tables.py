@@ -140,6 +140,17 @@ FEEDERS = TableSchema(
         C("source", "str", "", "where the feeder came from (e.g. matpower:case33bw)", default=""),
         C("dso_id", "str", "", "the DSO operating the feeder; '' = the DSO of its interface "
           "bus, named bus<interface_bus>", default=""),
+        C("oltc_v_min_pu", "float", "pu", "on-load tap changer: lowest root voltage it can "
+          "set; NaN = no tap changer (root held at v_root_pu)", default=math.nan,
+          allow_nan=True, positive=True),
+        C("oltc_v_max_pu", "float", "pu", "on-load tap changer: highest root voltage it can "
+          "set; NaN = no tap changer", default=math.nan, allow_nan=True, positive=True),
+        C("oltc_tap_pu", "float", "pu", "voltage change of one tap (positions v_root_pu + "
+          "k * tap within the band)", default=0.00625, positive=True),
+        C("oltc_discrete", "bool", "", "the root voltage takes tap positions (else "
+          "continuous)", default=True),
+        C("oltc_tap_cost", "float", "$", "cost of one tap change (wear), $ per tap moved "
+          "between consecutive periods", default=0.0, minimum=0.0),
     ),
     "Radial distribution feeders and their TSO-DSO interface.",
 )
@@ -154,6 +165,10 @@ FEEDER_BUSES = TableSchema(
           allow_nan=True, positive=True),
         C("v_max_pu", "float", "pu", "upper voltage limit; NaN = the feeder's", default=math.nan,
           allow_nan=True, positive=True),
+        C("cap_mvar", "float", "MVAr", "switched capacitor bank at the bus: MVAr at 1.0 pu "
+          "with every step in (0 = none)", default=0.0, minimum=0.0),
+        C("cap_steps", "int", "", "equal steps the bank switches in (cap_mvar / cap_steps "
+          "each)", default=1, minimum=1),
     ),
     "Buses of distribution feeders.",
 )

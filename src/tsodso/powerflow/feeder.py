@@ -147,21 +147,25 @@ class FeederPowerFlow:
         line["c1"] = b * 1e-6 / (2 * np.pi * FREQUENCY_HZ)
         line["tan1"] = 0.0
         line["i_n"] = self.i_rated_ka * 1e3  # NaN = unlimited
-        load = initialize_array(DatasetType.input, _LOAD, n)
-        load["id"] = n + m + np.arange(n)
-        load["node"] = np.arange(n)
+        load = initialize_array(DatasetType.input, _LOAD, 2 * n)
+        load["id"] = n + m + np.arange(2 * n)
+        load["node"] = np.r_[np.arange(n), np.arange(n)]
         load["status"] = 1
-        load["type"] = 0  # constant power
+        # constant power (net demand), then constant impedance (capacitor banks: their
+        # MVAr at 1.0 pu, scaled by the voltage squared)
+        load["type"] = np.r_[np.zeros(n, dtype=int), np.ones(n, dtype=int)]
         load["p_specified"] = 0.0
         load["q_specified"] = 0.0
         source = initialize_array(DatasetType.input, _SOURCE, 1)
-        source["id"] = 2 * n + m
+        source["id"] = 3 * n + m
         source["node"] = self.bus_ids.get_loc(self.root_bus)
         source["status"] = 1
         source["u_ref"] = self.v_root_pu
         source["u_ref_angle"] = 0.0
         source["sk"] = SOURCE_SK_VA
-        self._load_ids = load["id"].copy()
+        self._load_ids = load["id"][:n].copy()
+        self._shunt_ids = load["id"][n:].copy()
+        self._source_id = int(source["id"][0])
         self._model = PowerGridModel(
             {_NODE: node, _LINE: line, _LOAD: load, _SOURCE: source},
             system_frequency=FREQUENCY_HZ)
@@ -245,7 +249,8 @@ class FeederPowerFlow:
 
     # ------------------------------------------------------------------ run
     def run(self, load_p: PerBus, load_q: PerBus = None, inj_p: PerBus = None,
-            inj_q: PerBus = None) -> PowerFlowResult:
+            inj_q: PerBus = None, v_root_pu: Any = None,
+            cap_mvar: PerBus = None) -> PowerFlowResult:
         """Solve every period in one batch.
 
         Parameters
@@ -255,6 +260,12 @@ class FeederPowerFlow:
         inj_p, inj_q : same, optional
             Injections per bus beyond the loads (DER output; positive = generation), MW and
             MVAr. None = 0.
+        v_root_pu : float or array, optional
+            Root voltage per period (set by a tap changer), pu; None = the feeder's
+            ``v_root_pu``.
+        cap_mvar : same as ``load_p``, optional
+            Capacitor banks switched in per bus: MVAr injected at 1.0 pu (a constant
+            impedance: the injection scales with the voltage squared). None = 0.
 
         A DataFrame is ``periods x bus_id`` (bus columns in any order; buses not listed get
         0); a Series is one period indexed by ``bus_id``; an array is ``periods x n_bus`` (or
@@ -262,13 +273,21 @@ class FeederPowerFlow:
         of the others. All DataFrames must have the same period index.
         """
         t0 = time.perf_counter()
-        named = {"load_p": load_p, "load_q": load_q, "inj_p": inj_p, "inj_q": inj_q}
+        named = {"load_p": load_p, "load_q": load_q, "inj_p": inj_p, "inj_q": inj_q,
+                 "cap_mvar": cap_mvar}
         periods = self._periods(named)
         arrays = {k: self._per_bus(v, k, periods) for k, v in named.items()}
         net_p = arrays["load_p"] - arrays["inj_p"]
         net_q = arrays["load_q"] - arrays["inj_q"]
+        u_ref = None
+        if v_root_pu is not None:
+            u_ref = np.broadcast_to(np.asarray(v_root_pu, dtype=float), (len(periods),))
+            if not (np.isfinite(u_ref).all() and (u_ref > 0).all()):
+                raise ValidationError([Issue("power_flow", "v_root_pu", self.feeder_id,
+                                             "root voltages must be numbers > 0")])
         t1 = time.perf_counter()
-        out, failed, messages = self._solve(net_p, net_q)
+        out, failed, messages = self._solve(net_p, net_q, arrays["cap_mvar"]
+                                            if cap_mvar is not None else None, u_ref)
         t2 = time.perf_counter()
         result = self._result(out, failed, messages, periods)
         result.timings = {"prepare_s": t1 - t0, "solve_s": t2 - t1,
@@ -390,14 +409,24 @@ class FeederPowerFlow:
         except (TypeError, ValueError) as err:
             raise ValidationError([Issue(name, "", "", f"non-numeric values ({err})")]) from None
 
-    def _solve(self, net_p: np.ndarray,
-               net_q: np.ndarray) -> tuple[dict, np.ndarray, dict[int, str]]:
+    def _solve(self, net_p: np.ndarray, net_q: np.ndarray, cap_mvar: np.ndarray | None = None,
+               u_ref: np.ndarray | None = None) -> tuple[dict, np.ndarray, dict[int, str]]:
         t, n = net_p.shape
-        update = {_LOAD: {
-            "id": np.broadcast_to(self._load_ids, (t, n)),
-            "p_specified": np.ascontiguousarray(net_p * 1e6),
-            "q_specified": np.ascontiguousarray(net_q * 1e6),
-        }}
+        if cap_mvar is None:
+            update = {_LOAD: {
+                "id": np.broadcast_to(self._load_ids, (t, n)),
+                "p_specified": np.ascontiguousarray(net_p * 1e6),
+                "q_specified": np.ascontiguousarray(net_q * 1e6),
+            }}
+        else:  # capacitors: constant-impedance loads consuming -MVAr
+            update = {_LOAD: {
+                "id": np.broadcast_to(np.r_[self._load_ids, self._shunt_ids], (t, 2 * n)),
+                "p_specified": np.ascontiguousarray(np.c_[net_p, np.zeros((t, n))] * 1e6),
+                "q_specified": np.ascontiguousarray(np.c_[net_q, -cap_mvar] * 1e6),
+            }}
+        if u_ref is not None:
+            update[_SOURCE] = {"id": np.full((t, 1), self._source_id, dtype=np.int32),
+                               "u_ref": np.ascontiguousarray(u_ref[:, None])}
         threads = self.threads
         if threads is None:
             threads = 0 if t >= PARALLEL_FROM else -1

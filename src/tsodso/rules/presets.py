@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from tsodso.errors import Issue, ValidationError
+from tsodso.rules.local import DLMP_LOCAL, EU_LOCAL, US_LOCAL, LocalMarketRules
 
 
 @dataclass(frozen=True)
 class MarketRules:
-    """How DERs may take part in the TSO's wholesale market.
+    """How DERs may take part in the TSO's wholesale market, and (``local``) in the DSO's.
 
     Attributes
     ----------
@@ -58,6 +59,10 @@ class MarketRules:
         The period the values describe (e.g. ``pre-2222``, ``order-2222``).
     sources : tuple of str
         Where each value comes from: ``"<rule>: <source> (<confidence>)"``.
+    local : LocalMarketRules
+        The rules of the DSOs' local markets (minimum offer, pooling, which DER kinds may
+        offer energy and reactive power, whether reactive power is paid), with their own
+        sources.
     """
 
     name: str = "custom"
@@ -74,11 +79,13 @@ class MarketRules:
     description: str = ""
     era: str = ""
     sources: tuple[str, ...] = ()
+    local: LocalMarketRules = DLMP_LOCAL
 
     def to_dict(self) -> dict[str, Any]:
-        """The rules as plain values (``sources`` as a list)."""
+        """The rules as plain values (``sources`` as a list, ``local`` as a mapping)."""
         out = asdict(self)
         out["sources"] = list(self.sources)
+        out["local"] = self.local.to_dict()
         return out
 
     @classmethod
@@ -92,8 +99,14 @@ class MarketRules:
         issues = [Issue("rules", k, "", "unknown rule") for k in data if k not in known]
         values = base.to_dict()
         values["sources"] = base.sources
+        values["local"] = base.local
+        if "local" in data:
+            try:
+                values["local"] = base.local.replaced(data["local"])
+            except ValidationError as err:
+                issues += err.issues
         for key, value in data.items():
-            if key not in known or key == "sources":
+            if key not in known or key in ("sources", "local"):
                 continue
             expected = type(values[key])
             if expected is float and isinstance(value, int | float) and not isinstance(value, bool):
@@ -108,7 +121,8 @@ class MarketRules:
             values["sources"] = tuple(str(x) for x in data["sources"])
         else:  # a value set here is no longer the preset's sourced one
             changed = {k: v for k, v in data.items() if k in known
-                       and k not in ("name", "era", "description") and v != getattr(base, k)}
+                       and k not in ("name", "era", "description", "local")
+                       and v != getattr(base, k)}
             values["sources"] = overridden(base.sources, changed)
         rules = cls(**values)
         rules.check()
@@ -130,6 +144,7 @@ class MarketRules:
                                 "must be lost_margin or none"))
         if issues:
             raise ValidationError(issues)
+        self.local.check()
 
 
 # Sources (full references in the README's "Market rules" section and `tsodso rules`):
@@ -148,8 +163,12 @@ def overridden(sources: tuple[str, ...], changed: dict[str, Any]) -> tuple[str, 
 
 def _rules(name: str, era: str, description: str, sources: dict[str, str],
            **values: Any) -> MarketRules:
+    # the local market: New York REV's design for the US markets, Germany's § 14a EnWG for
+    # Europe (tsodso.rules.local); Order 2222 left distribution markets to the states
+    local = EU_LOCAL if name.startswith("eu") else US_LOCAL
     return MarketRules(name, era=era, description=description,
-                       sources=tuple(f"{k}: {v}" for k, v in sources.items()), **values)
+                       sources=tuple(f"{k}: {v}" for k, v in sources.items()),
+                       local=values.pop("local", local), **values)
 
 
 PRESETS: dict[str, MarketRules] = {

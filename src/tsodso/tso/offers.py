@@ -85,26 +85,39 @@ def feeder_load_by_bus(system: System) -> pd.DataFrame:
 
 
 def admission(system: System, rules: MarketRules) -> pd.Series:
-    """Reason each DER is kept out of the TSO market ('' = admitted)."""
-    d = system.ders
-    interface = system.feeders.set_index("feeder_id").interface_bus
-    bus = d.feeder_id.map(interface)
-    markets = system.aggregators.set_index("aggregator_id").markets
-    bids_tso = d.aggregator_id.map(lambda a: "tso" in str(markets.get(a, "")).split(","))
-    size = np.maximum(d.p_max_mw, -d.p_min_mw)
-    reason = pd.Series("", index=d.index, dtype=object)
-    reason[d.aggregator_id == ""] = "no aggregator"
-    reason[(reason == "") & ~bids_tso.astype(bool)] = "aggregator does not bid into the TSO market"
-    if rules.aggregation_allowed:
-        pooled = size.groupby([d.aggregator_id, bus]).transform("sum")
-        small = (reason == "") & (pooled < rules.min_offer_mw - 1e-12)
-        reason[small] = (f"aggregated offer below the {rules.min_offer_mw:g} MW minimum "
-                         f"({rules.name})")
-    else:
-        small = (reason == "") & (size < rules.min_offer_mw - 1e-12)
-        reason[small] = (f"below the {rules.min_offer_mw:g} MW minimum offer and aggregation "
-                         f"is not allowed ({rules.name})")
-    return reason
+    """Reason each DER is kept out of the TSO market ('' = admitted): see
+    :func:`tsodso.rules.admission.tso_admission`."""
+    from tsodso.rules.admission import tso_admission
+
+    return tso_admission(system, rules)
+
+
+def der_offer_cost(system: System, der_p_mw: pd.DataFrame) -> np.ndarray:
+    """$ per hour (periods x DERs, columns of ``der_p_mw``) of the DERs' output under their
+    offers: positive output at ``cost_per_mwh``, or for a DER with bid steps (``der_bids``)
+    its steps filled cheapest first, each up to its share of the DER's availability
+    (demand response: of the load at its bus), as the DSO OPF clears them."""
+    by_id = system.ders.set_index("der_id")
+    ids = list(der_p_mw.columns)
+    out = np.maximum(der_p_mw.to_numpy(float), 0.0)
+    cost = out * by_id.cost_per_mwh.reindex(ids).to_numpy(float)[None, :]
+    bids = system.der_bids[system.der_bids.der_id.isin(ids)]
+    if len(bids):
+        T = len(der_p_mw)
+        avail = pd.DataFrame(der_availability(system), columns=system.ders.der_id)[ids]
+        load = feeder_load_by_bus(system)
+        for der, steps in bids.sort_values("price_per_mwh").groupby("der_id", sort=False):
+            j = ids.index(der)
+            cap = avail[der].to_numpy()[:T]
+            if by_id.at[der, "kind"] == "demand_response":  # no more than the load there
+                at = load.get((by_id.at[der, "feeder_id"], by_id.at[der, "bus_id"]))
+                cap = np.minimum(cap, 0.0 if at is None else at.to_numpy()[:T])
+            share = (steps.quantity_mw / steps.quantity_mw.sum()).to_numpy(float)
+            room = share[None, :] * cap[:, None]
+            filled = np.minimum(np.clip(out[:, [j]] - np.cumsum(room, axis=1) + room, 0, None),
+                                room)
+            cost[:, j] = filled @ steps.price_per_mwh.to_numpy(float)
+    return cost
 
 
 def uncontrolled_ev_charging(system: System, ev: pd.DataFrame) -> np.ndarray:
