@@ -81,10 +81,14 @@ def feeder_from_case(
         "load_scale": load_scale, "source": str(spec),
     }
     own_limits = (bus[:, 12] != vmin) | (bus[:, 11] != vmax)
+    _check_shunts(case, root)
     buses = pd.DataFrame({
         "bus_id": bus[:, 0].astype(np.int64),
         "v_min_pu": np.where(own_limits & non_root, bus[:, 12], np.nan),
         "v_max_pu": np.where(own_limits & non_root, bus[:, 11], np.nan),
+        # the case's shunt capacitors (BS, MVAr at 1.0 pu) are the DSO's switched banks
+        "cap_mvar": np.maximum(bus[:, 5], 0.0),
+        "cap_steps": 1,
     })
     rating = np.where(br[:, 5] == 0, np.inf, br[:, 5])
     lines = pd.DataFrame({
@@ -112,6 +116,21 @@ def feeder_from_case(
     })
     ders = conform(ders, DERS)[0]
     return Feeder.from_tables(info, buses, lines, loads), ders
+
+
+def _check_shunts(case: MatpowerCase, root: int) -> None:
+    """Feeders model shunt capacitors (BS > 0, as capacitor banks) and nothing else: a shunt
+    conductance (GS), a reactor (BS < 0) or a bank at the root bus is refused, never
+    dropped."""
+    bus = case.bus
+    bad = np.flatnonzero((bus[:, 4] != 0) | (bus[:, 5] < 0)
+                         | ((bus[:, 0] == root) & (bus[:, 5] != 0)))
+    if len(bad):
+        raise ValidationError([Issue("mpc.bus", "GS" if bus[r, 4] != 0 else "BS",
+                                     f"{case.name}/{bus[r, 0]:g}",
+                                     "feeders model shunt capacitors below the root bus only "
+                                     f"(GS {bus[r, 4]:g} MW, BS {bus[r, 5]:g} MVAr)")
+                               for r in bad[:5]])
 
 
 def _root_voltage(case: MatpowerCase, root: int, bus_vm: float) -> float:

@@ -7,8 +7,11 @@ The feeder tables become one power-grid-model (PGM) model, built once per
 * one line per feeder line with ``r1 = r_ohm``, ``x1 = x_ohm`` and ``c1 = b_us / (2 pi f)``
   (PGM's own frequency ``f``, so the susceptance is exactly ``b_us``); open lines have both
   ends switched off;
-* one constant-power load per bus carrying the bus's *net* demand (loads minus injections);
-* a source at the root bus with ``u_ref = v_root_pu`` and a short-circuit power of
+* one constant-power load per bus carrying the bus's *net* demand (loads minus injections),
+  and one constant-impedance load per bus for its capacitor bank (the MVAr switched in at
+  1.0 pu, injected in proportion to the voltage squared);
+* a source at the root bus with ``u_ref = v_root_pu`` (or, per period, the voltage a tap
+  changer set) and a short-circuit power of
   :data:`SOURCE_SK_VA` (its internal impedance is ~1e-12 of the line impedances, so it acts
   as an ideal slack: the root voltage deviates from ``v_root_pu`` by less than 1e-12 pu).
 
@@ -128,6 +131,9 @@ class FeederPowerFlow:
             raise ValidationError([Issue("feeder_loads", "bus_id",
                                          f"{self.feeder_id}/{bad['load_id']}",
                                          f"refers to unknown feeder bus {bad['bus_id']}")])
+        # capacitor banks as built (every step in): the state when nobody switches them
+        self.cap_mvar = pd.Series(buses["cap_mvar"].to_numpy(dtype=float), index=self.bus_ids,
+                                  name="cap_mvar")
         self._load_p = loads["p_mw"].to_numpy(dtype=float)
         self._load_q = loads["q_mvar"].to_numpy(dtype=float)
         self._load_profile = loads["profile"].to_numpy(dtype=object)
@@ -265,7 +271,8 @@ class FeederPowerFlow:
             ``v_root_pu``.
         cap_mvar : same as ``load_p``, optional
             Capacitor banks switched in per bus: MVAr injected at 1.0 pu (a constant
-            impedance: the injection scales with the voltage squared). None = 0.
+            impedance: the injection scales with the voltage squared). None = the banks
+            as built, every step in (:attr:`cap_mvar`).
 
         A DataFrame is ``periods x bus_id`` (bus columns in any order; buses not listed get
         0); a Series is one period indexed by ``bus_id``; an array is ``periods x n_bus`` (or
@@ -286,8 +293,10 @@ class FeederPowerFlow:
                 raise ValidationError([Issue("power_flow", "v_root_pu", self.feeder_id,
                                              "root voltages must be numbers > 0")])
         t1 = time.perf_counter()
-        out, failed, messages = self._solve(net_p, net_q, arrays["cap_mvar"]
-                                            if cap_mvar is not None else None, u_ref)
+        caps = arrays["cap_mvar"] if cap_mvar is not None else (
+            np.broadcast_to(self.cap_mvar.to_numpy(), net_p.shape)
+            if (self.cap_mvar > 0).any() else None)
+        out, failed, messages = self._solve(net_p, net_q, caps, u_ref)
         t2 = time.perf_counter()
         result = self._result(out, failed, messages, periods)
         result.timings = {"prepare_s": t1 - t0, "solve_s": t2 - t1,
