@@ -815,7 +815,8 @@ def _print_comparison(result: dict[str, Any]) -> None:
         return
     console.print("gap %: total cost above common's; "
                   "violations: bus x period (V) and line x period (I) beyond limits in an AC "
-                  "power flow of each scheme's market dispatch, before any DSO correction; PF "
+                  "power flow of each scheme's market dispatch, with the DSOs' tap changers "
+                  "and capacitors where they set them, before any curtailment or shedding; PF "
                   "failed: feeder x period whose power flow did not converge (violations "
                   "unknown); costs: production cost of the corrected operation, including "
                   "shed load and unmet EV energy at the value of lost load.")
@@ -959,6 +960,74 @@ FiguresOpt = Annotated[str | None, typer.Option(
     "--figures", metavar="DIR", help="Also write every chart as PNG and SVG into DIR "
                                      "(publication figures; needs Kaleido and Chrome or "
                                      "Chromium).")]
+
+
+@app.command()
+def operate(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")]
+    = "default",
+    scheme: Annotated[str, typer.Option(help="Coordination scheme of every stage.")] = "common",
+    days: Annotated[int, typer.Option(help="Days to operate (the scenario's horizon must "
+                                           "hold them).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the forecast errors.")] = 0,
+    load_error: Annotated[float, typer.Option(help="Standard deviation of the relative load "
+                                                   "forecast error (0.05 = 5 %).")] = 0.0,
+    renewable_error: Annotated[float, typer.Option(
+        help="Standard deviation of the relative PV and wind forecast error.")] = 0.0,
+    out: Annotated[str | None, typer.Option(metavar="DIR", help="Operation folder (default "
+                                            "operate-SCENARIO-SCHEME); an interrupted run "
+                                            "resumes there.")] = None,
+    show_plan: Annotated[bool, typer.Option("--plan", help="Print the execution schedule "
+                                                           "and stop.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Operate a scenario through day-ahead and real-time stages: day ahead clears the day
+    on forecasts; real time re-clears the rest of the day every period with what happens
+    now, carrying states of charge, and commits one period. Results are written step by
+    step; the same command resumes an interrupted run."""
+    from pathlib import Path
+
+    from tsodso.operations import ForecastErrors, default_timeline, plan
+    from tsodso.operations import operate as run_operation
+    from tsodso.operations.run import _periods_per_day, check_days
+
+    system = _guard(lambda: _coordination_system(scenario))
+    errors = _guard(lambda: ForecastErrors(load_error, renewable_error, seed))
+    per_day = _guard(lambda: _periods_per_day(system))
+    dt = system.profiles.period_hours
+    schedule = _guard(lambda: plan(default_timeline(dt, per_day), dt, per_day, days))
+    _guard(lambda: check_days(system, days))
+    if show_plan:
+        if json_out:
+            _emit_json({"plan": schedule.to_dict(orient="records")})
+            return
+        table = Table(*[str(c) for c in schedule.columns], title=f"plan: {scenario}, {days} "
+                      "day(s)", box=box.SIMPLE_HEAD)
+        for row in schedule.itertuples(index=False):
+            table.add_row(*(f"{v:g}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
+        return
+    stem = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
+    folder = out or f"operate-{stem}-{scheme}"
+    with _progress(json_out):
+        op = _guard(lambda: run_operation(system, scheme, folder, errors=errors, days=days,
+                                          scenario=scenario))
+    steps = op.steps
+    data = {"folder": str(op.folder), "complete": op.complete,
+            "steps": steps.to_dict(orient="records"),
+            "realised_violations": int(steps.loc[steps.commits > 0, "violations"].sum()),
+            "shed_mwh_in_runs": float(steps.shed_mwh.sum())}
+    if json_out:
+        _emit_json(data)
+        return
+    table = Table("step", "stage", "period", "status", "run cost $", "violations", "wall s",
+                  title=f"operate {scenario} under {scheme}", box=box.SIMPLE_HEAD)
+    for r in steps.itertuples(index=False):
+        table.add_row(str(r.step), r.stage, str(r.first_period), r.status,
+                      f"{r.run_cost:,.2f}", str(r.violations), f"{r.wall_s:.1f}")
+    console.print(table)
+    console.print(f"operation folder: {op.folder} ({len(steps)} of {len(op.plan)} steps); "
+                  f"violations in the realised periods: {data['realised_violations']}")
 
 
 @app.command()

@@ -39,6 +39,9 @@ class Shortfalls:
     ----------
     shed_mwh, spill_mwh, unmet_ev_mwh, reserve_shortfall_mwh : float
         Priced slack the optimum used over the horizon, MWh.
+    unmet_storage_mwh : float
+        Storage energy short of its end-of-horizon target, MWh (priced at the value of lost
+        load; only where a DSO's curtailment leaves a unit unable to reach it).
     slack_cost : float
         What that slack cost in the objective, $ (value of lost load, reserve penalty).
     soc_gap_max : float
@@ -63,6 +66,7 @@ class Shortfalls:
     shed_mwh: float = 0.0
     spill_mwh: float = 0.0
     unmet_ev_mwh: float = 0.0
+    unmet_storage_mwh: float = 0.0
     reserve_shortfall_mwh: float = 0.0
     slack_cost: float = 0.0
     soc_gap_max: float = 0.0
@@ -78,7 +82,7 @@ class Shortfalls:
     @property
     def uses_slack(self) -> bool:
         """The optimum sheds load, spills, leaves EV energy unmet or lacks reserves."""
-        return max(self.shed_mwh, self.spill_mwh, self.unmet_ev_mwh,
+        return max(self.shed_mwh, self.spill_mwh, self.unmet_ev_mwh, self.unmet_storage_mwh,
                    self.reserve_shortfall_mwh) > ENERGY_TOL_MWH
 
     @property
@@ -114,6 +118,7 @@ class Shortfalls:
             shed_mwh=self.shed_mwh + other.shed_mwh,
             spill_mwh=self.spill_mwh + other.spill_mwh,
             unmet_ev_mwh=self.unmet_ev_mwh + other.unmet_ev_mwh,
+            unmet_storage_mwh=self.unmet_storage_mwh + other.unmet_storage_mwh,
             reserve_shortfall_mwh=self.reserve_shortfall_mwh + other.reserve_shortfall_mwh,
             slack_cost=self.slack_cost + other.slack_cost,
             soc_gap_max=max(self.soc_gap_max, other.soc_gap_max),
@@ -137,6 +142,9 @@ class Shortfalls:
                        "of lost load")
         if self.unmet_ev_mwh > ENERGY_TOL_MWH:
             out.append(f"{self.unmet_ev_mwh:.3f} MWh of EV charging energy unmet")
+        if self.unmet_storage_mwh > ENERGY_TOL_MWH:
+            out.append(f"storage ends {self.unmet_storage_mwh:.3f} MWh short of its "
+                       "end-of-horizon target")
         if self.reserve_shortfall_mwh > ENERGY_TOL_MWH:
             out.append(f"reserves short by {self.reserve_shortfall_mwh:.3f} MWh")
         if self.uses_slack:

@@ -57,6 +57,21 @@ def test_every_number_in_the_table_is_the_json_output_of_the_same_run(run):
             assert cells[(name, path)] == _at(row, path), (name, path)
 
 
+def test_the_report_says_what_the_rules_kept_out_and_which_tools_the_dsos_had(run):
+    """The rules table repeats run --json's kept-out counts and DSO tools per scheme."""
+    text = run["html"]
+    table = text[text.index('id="rules-table"'):]
+    table = table[:table.index("</table>")]
+    for name, row in run["json"]["schemes"].items():
+        start = table.index(f'<tr data-scheme="{name}">')
+        cells = re.findall(r"<td>([^<]*)</td>", table[start:table.index("</tr>", start)])
+        dso = sum(g["ders"] for g in row["kept_out"]["by_reason"] if g["market"] == "dso")
+        assert cells[2].split(" ")[0] == str(dso), name
+        assert cells[4] == f"0 of {row['dso_tools']['feeders']}"
+        assert row["dso_tools"]["inverter_reactive"]["terms"] in html.unescape(cells[6])
+    assert "kept out of the DSO market" in table
+
+
 def test_the_report_is_self_contained(run):
     text = run["html"]
     assert not re.search(r"<script[^>]+src=", text)  # no script fetched

@@ -199,9 +199,11 @@ class Dso:
         ``price`` ($/MWh per period) for imports. The DSO of the initial phase may only
         curtail: generation-like DERs below their schedule, EV charging below its schedule
         (unmet energy priced at the value of lost load), storage charging and discharging
-        each below its schedule (never moved to other periods); or shed load at the value of
-        lost load. ``storage_redispatch=True`` lets it redispatch storage freely at the
-        storage's cost instead (a DSO that operates the storage itself)."""
+        each below its schedule (never moved to other periods; a unit the curtailment
+        leaves short of its end-of-day target is reported, its shortfall priced at the value
+        of lost load); or shed load at the value of lost load.
+        ``storage_redispatch=True`` lets it redispatch storage freely at the storage's cost
+        instead (a DSO that operates the storage itself)."""
         # no distribution market: inverters give reactive power as the grid code asks
         control = der_control(self.system, distribution_market=False).of(self.system,
                                                                          feeder_id)
@@ -228,6 +230,7 @@ class Dso:
             s_sched = sched[:, op.s_idx]
             m.set_bounds(op.ch, ub=np.maximum(-s_sched, 0).ravel())
             m.set_bounds(op.dis, ub=np.maximum(s_sched, 0).ravel())
+            op.soften_storage_target()
         self._models[feeder_id] = op
         return op.solve()
 

@@ -173,9 +173,9 @@ def der_costs(system: System, result: DsoResult, ders_by_id: pd.DataFrame | None
     dt = system.profiles.period_hours
     cost = der_offer_cost(system, result.der_p_mw).sum() * dt
     voll = system.rules.value_of_lost_load
-    spilled = result.shortfalls.spill_mwh  # price-takers' output spilled in an emergency
+    sf = result.shortfalls  # price-takers' output spilled, storage short of its target
     return float(cost + voll * (dt * result.shed_mw.to_numpy().sum() + result.ev_shortfall_mwh
-                                + spilled) + result.tap_cost)
+                                + sf.spill_mwh + sf.unmet_storage_mwh) + result.tap_cost)
 
 
 def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs | Dso],

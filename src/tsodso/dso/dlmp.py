@@ -155,9 +155,13 @@ def extract(op: DsoOpf, sol: Any, tightened: bool) -> DsoResult:
         der_q[:, op.q_idx] = sol.value(op.qd).reshape(T, -1)
     shed_mwh = float(np.maximum(sol.value(op.shed), 0.0).sum() * dt)
     ev_short = max(float(sol.value(op.ev_short).sum()), 0.0) if len(op.v_idx) else 0.0
+    st_short = (max(float(sol.value(op.st_short).sum()), 0.0) if op.st_short is not None
+                else 0.0)
     shortfalls = Shortfalls(
         shed_mwh=shed_mwh, unmet_ev_mwh=ev_short, spill_mwh=spill_mwh,
-        slack_cost=op.system.rules.value_of_lost_load * (shed_mwh + ev_short + spill_mwh),
+        unmet_storage_mwh=st_short,
+        slack_cost=op.system.rules.value_of_lost_load * (shed_mwh + ev_short + spill_mwh
+                                                         + st_short),
         soc_gap_max=float(np.nanmax(gap[:, 1:], initial=0.0)) if op.soc else 0.0,
         fictitious_loss_mw=(float(op.fictitious_losses(sol).max(initial=0.0))
                             if op.soc else 0.0))

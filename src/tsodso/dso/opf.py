@@ -48,7 +48,7 @@ from tsodso.opt.namespace import Namespace
 from tsodso.resources import check_periods, check_problem, dso_size
 from tsodso.rules.admission import DerControl, der_control
 from tsodso.shortfalls import Shortfalls
-from tsodso.tso.offers import der_availability, uncontrolled_ev_charging
+from tsodso.tso.offers import der_availability, st_end_mwh, uncontrolled_ev_charging
 
 OCTAGON = np.array([[np.cos(a), np.sin(a)] for a in np.arange(8) * np.pi / 4])
 OCTAGON_SCALE = np.cos(np.pi / 8)  # faces at this distance put the vertices on the circle
@@ -354,8 +354,9 @@ class DsoOpf:
             e_max_mwh=(st.soc_max * st.energy_mwh).to_numpy(float),
             e_init_mwh=(st.soc_init * st.energy_mwh).to_numpy(float),
             eta_charge=st.eta_charge.to_numpy(float),
-            eta_discharge=st.eta_discharge.to_numpy(float))
+            eta_discharge=st.eta_discharge.to_numpy(float), e_end_mwh=st_end_mwh(st))
         self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
+        self.st_short = None  # storage end-target shortfall (soften_storage_target)
         # EVs
         v_idx = np.flatnonzero((d.kind == "ev").to_numpy())
         self.v_idx = v_idx
@@ -528,6 +529,25 @@ class DsoOpf:
                                         (self.cap_on, -sp.diags(cc * b))], lb=-cc * b)
         m.add_constraints("cap_w_high", [(self.cap_q, eye), (self.V, -sp.diags(cc) @ w),
                                          (self.cap_on, -sp.diags(cc * a))], ub=-cc * a)
+
+    def soften_storage_target(self) -> None:
+        """Let storage end short of its end-of-horizon target, each MWh short priced at the
+        value of lost load and reported (``unmet_storage_mwh``): for a DSO that may only
+        curtail a market schedule, whose curtailment can leave a unit unable to reach it."""
+        S, T = len(self.s_idx), self.T
+        if not S or self.st_short is not None:
+            return
+        st = self.ders.iloc[self.s_idx]
+        floor = (st.soc_min * st.energy_mwh).to_numpy(float)
+        target = np.maximum(st_end_mwh(st), floor)
+        lb = np.tile(floor, T)
+        self.model.set_bounds(self.e, lb=lb)
+        m = self._m
+        self.st_short = m.add_variables("st_end_short", S, ub=target - floor,
+                                        cost=np.full(S, self.system.rules.value_of_lost_load))
+        last = sp.csr_array((np.ones(S), (np.arange(S), (T - 1) * S + np.arange(S))),
+                            shape=(S, T * S))
+        m.add_constraints("st_end_target", [(self.e, last), (self.st_short, 1.0)], lb=target)
 
     @property
     def has_tools(self) -> bool:

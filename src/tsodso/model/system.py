@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -168,6 +168,54 @@ class System:
             profiles=replace(self.profiles, series=self.profiles.series.copy()),
             meta=dict(self.meta),
         )
+
+    def window(self, start: int, stop: int | None = None) -> System:
+        """The system over periods ``[start, stop)`` of its horizon (default: to its end),
+        renumbered from 0: profiles sliced; EVs arrive at ``max(arrival - start, 0)`` and
+        leave ``start`` periods earlier (an EV gone before ``start`` is never plugged and
+        needs nothing). Storage and EV states are left as they are: set them with
+        :meth:`with_energy`. Tables are copied; ``rules`` and the grid are shared."""
+        T = self.n_periods
+        stop = T if stop is None else stop
+        if not (isinstance(start, int | np.integer) and isinstance(stop, int | np.integer)
+                and 0 <= start < stop <= T):
+            raise ValueError(f"window [{start}, {stop}) must lie within the horizon 0..{T}")
+        ders = self.ders.copy()
+        ev = (ders.kind == "ev").to_numpy()
+        dep = ders.departure_period.to_numpy()
+        gone = ev & (dep >= 0) & (dep <= start)
+        new_dep = np.where(dep < 0, -1, np.maximum(dep - start, 0))
+        new_dep = np.where(~ev, dep, np.minimum(new_dep, stop - start)
+                           if stop < T else new_dep)
+        ders["departure_period"] = np.where(gone, 0, new_dep).astype(np.int64)
+        arr = ders.arrival_period.to_numpy()
+        ders["arrival_period"] = np.where(ev, np.where(gone, 0, np.maximum(arr - start, 0)),
+                                          arr).astype(np.int64)
+        ders.loc[gone, "energy_need_mwh"] = 0.0
+        series = self.profiles.series.iloc[start:stop].reset_index(drop=True)
+        return replace(self, ders=ders,
+                       profiles=replace(self.profiles, n_periods=int(stop - start),
+                                        series=series),
+                       meta=dict(self.meta))
+
+    def with_energy(self, energy_mwh: Mapping[str, float]) -> System:
+        """A copy whose storage and EVs start with the given energy (MWh per der_id):
+        ``soc_init`` set to it (clipped to the unit's limits); other DERs unchanged. A
+        storage unit keeps its end-of-horizon target (``soc_end``: the original start when
+        it was NaN), so a window that ends where the day ends keeps the day's target."""
+        ders = self.ders.copy()
+        st = (ders.kind == "storage").to_numpy() & ders.soc_end.isna().to_numpy() \
+            if "soc_end" in ders else np.zeros(len(ders), dtype=bool)
+        if "soc_end" in ders:
+            ders.loc[st, "soc_end"] = ders.loc[st, "soc_init"]
+        index = pd.Index(ders.der_id)
+        for der, value in energy_mwh.items():
+            i = index.get_loc(der)
+            cap = float(ders.at[i, "energy_mwh"])
+            if cap > 0:
+                ders.at[i, "soc_init"] = float(np.clip(value / cap, ders.at[i, "soc_min"],
+                                                       ders.at[i, "soc_max"]))
+        return replace(self, ders=ders, meta=dict(self.meta))
 
     # -------------------------------------------------------------- validation
     def validate(self) -> list[Issue]:

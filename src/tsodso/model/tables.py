@@ -230,6 +230,9 @@ DERS = TableSchema(
           minimum=0.0, maximum=1.0),
         C("soc_max", "float", "", "maximum state of charge, fraction", default=1.0,
           minimum=0.0, maximum=1.0),
+        C("soc_end", "float", "", "storage: lowest state of charge at the end of the "
+          "horizon, fraction; NaN = soc_init (the horizon ends with at least the energy it "
+          "started with)", default=math.nan, allow_nan=True, minimum=0.0, maximum=1.0),
         C("eta_charge", "float", "", "charging efficiency", default=1.0, positive=True,
           maximum=1.0),
         C("eta_discharge", "float", "", "discharging efficiency", default=1.0, positive=True,

@@ -182,6 +182,7 @@ def add_storage(
     e_init_mwh: npt.ArrayLike,
     eta_charge: npt.ArrayLike,
     eta_discharge: npt.ArrayLike,
+    e_end_mwh: npt.ArrayLike | None = None,
 ) -> StorageBlock:
     """Add ``K`` storage units over ``periods`` periods.
 
@@ -191,8 +192,9 @@ def add_storage(
         0 <= dis_t <= p_discharge_mw       discharging power, MW (injected), costs
                                            cost_per_mwh * dt per MW
         e_min <= e_t <= e_max              energy at the end of period t, MWh; in the last
-                                           period e_{T-1} >= max(e_min, e_init) (the day
-                                           ends with at least the energy it started with)
+                                           period e_{T-1} >= max(e_min, e_end) (e_end
+                                           defaults to e_init: the day ends with at least
+                                           the energy it started with)
 
     Rows (equalities, one per unit and period)::
 
@@ -215,6 +217,9 @@ def add_storage(
         (K,) energy limits and the initial energy, MWh.
     eta_charge, eta_discharge
         (K,) charging and discharging efficiencies (``> 0``).
+    e_end_mwh
+        (K,) lowest energy at the end of the horizon, MWh (NaN or None: ``e_init``), e.g.
+        the day's target when a real-time window ends where the day ends.
 
     Returns
     -------
@@ -237,9 +242,11 @@ def add_storage(
     charge = model.add_variables(names.charge, T * k, ub=np.tile(pch, T))
     discharge = model.add_variables(names.discharge, T * k, ub=np.tile(pdis, T),
                                     cost=np.tile(cost * dt, T))
+    e_end = e_init if e_end_mwh is None else _per_unit(e_end_mwh, k, "e_end_mwh")
+    e_end = np.where(np.isnan(e_end), e_init, e_end)
     e_lb = np.tile(e_min, (T, 1))
     if k:
-        e_lb[-1] = np.maximum(e_lb[-1], e_init)  # end >= start
+        e_lb[-1] = np.maximum(e_lb[-1], e_end)  # end >= the target (default: start)
     energy = model.add_variables(names.energy, T * k, lb=e_lb.ravel(), ub=np.tile(e_max, T))
     balance = None
     if k:

@@ -114,8 +114,48 @@ def _table(run: Run) -> str:
             '<p class="note">Costs are production costs of the corrected operation over the '
             "horizon (generators, DER offers, shed load and unmet EV energy at the value of "
             "lost load); violations are counted in the AC power flow of each scheme's market "
-            "dispatch, before any DSO correction; the gap is the cost above common's (the "
+            "dispatch with the DSOs' tap changers and capacitor banks where they set them, "
+            "before any curtailment or shedding; the gap is the cost above common's (the "
             "joint optimum).</p>" + (f"<ul class=\"note\">{notes}</ul>" if notes else ""))
+
+
+def _rules_table(run: Run) -> str:
+    """Per scheme: what the markets' rules kept out (DERs and MW per market, price-takers)
+    and the voltage tools the DSOs had."""
+    rows = run.rows()["schemes"]
+    body = []
+    for name, row in rows.items():
+        kept = row.get("kept_out") or {}
+        tools = row.get("dso_tools") or {}
+        if not kept and not tools:
+            continue
+        by_market: dict[str, list[float]] = {}
+        for g in kept.get("by_reason", []):
+            acc = by_market.setdefault(g["market"], [0, 0.0])
+            acc[0] += g["ders"]
+            acc[1] += g["mw"]
+        takers = kept.get("price_takers") or {}
+        q = tools.get("inverter_reactive") or {}
+        cells = [
+            *(f"{by_market[m][0]} ({by_market[m][1]:.2f} MW)" if m in by_market else "0"
+              for m in ("tso", "dso")),
+            f"{takers.get('ders', 0)} ({takers.get('mw', 0.0):.2f} MW)",
+            f"{tools.get('tap_changers', 0)} of {tools.get('feeders', 0)}",
+            f"{tools.get('capacitor_banks', 0)} ({tools.get('capacitor_mvar', 0.0):.2f} MVAr)",
+            f"{q.get('ders', 0)} ({q.get('mva', 0.0):.2f} MVA, {q.get('terms', '-')})"]
+        body.append(f'<tr data-scheme="{html.escape(name)}"><td>{html.escape(name)}</td>'
+                    + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    if not body:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in (
+        "scheme", "kept out of the TSO market", "kept out of the DSO market", "price-takers",
+        "tap changers", "capacitor banks", "inverter reactive power"))
+    return ('<h3>Market rules and the DSOs\' tools</h3><div class="wide">'
+            f'<table id="rules-table"><tr>{head}</tr>{"".join(body)}</table></div>'
+            '<p class="note">DERs a market\'s rules kept out (minimum offer, pooling, DER '
+            "kind); a DER no market admits is a price-taker and runs uncontrolled. Voltages "
+            "are counted with the tap changers and capacitor banks where the DSO set them."
+            "</p>")
 
 
 def _sections(run: Run) -> Iterator[tuple[str, str, list[tuple[str, Callable[[], Any]]]]]:
@@ -152,6 +192,7 @@ def render_report(run: Run) -> str:
         body = [f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>']
         if anchor == "comparison":
             body.append(_table(run))
+            body.append(_rules_table(run))
         for chart_id, build in items:
             try:
                 body.append(figure_html(build(), chart_id))

@@ -310,7 +310,8 @@ class TsoMarket:
             e_min_mwh=st.e_min_mwh.to_numpy(float), e_max_mwh=st.e_max_mwh.to_numpy(float),
             e_init_mwh=st.e_init_mwh.to_numpy(float),
             eta_charge=st.eta_charge.to_numpy(float),
-            eta_discharge=st.eta_discharge.to_numpy(float))
+            eta_discharge=st.eta_discharge.to_numpy(float),
+            e_end_mwh=(st.e_end_mwh if "e_end_mwh" in st else st.e_init_mwh).to_numpy(float))
         self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
         ev = v.ev.table
         V = len(ev)

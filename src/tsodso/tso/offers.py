@@ -42,7 +42,8 @@ class StorageOffers:
     """Pooled storage: power (MW), energy (MWh), efficiencies, initial energy."""
 
     table: pd.DataFrame  # offer_id, aggregator_id, bus_id, p_charge_mw, p_discharge_mw,
-    #                      e_min_mwh, e_max_mwh, e_init_mwh, eta_charge, eta_discharge, cost
+    #                      e_min_mwh, e_max_mwh, e_init_mwh, e_end_mwh, eta_charge,
+    #                      eta_discharge, cost
 
 
 @dataclass
@@ -90,6 +91,13 @@ def admission(system: System, rules: MarketRules) -> pd.Series:
     from tsodso.rules.admission import tso_admission
 
     return tso_admission(system, rules)
+
+
+def st_end_mwh(ders: pd.DataFrame) -> np.ndarray:
+    """Each storage unit's lowest energy at the end of the horizon, MWh: ``soc_end`` times
+    its capacity, or its initial energy where ``soc_end`` is NaN (or absent)."""
+    end = ders.soc_end if "soc_end" in ders else pd.Series(np.nan, index=ders.index)
+    return np.where(end.notna(), end * ders.energy_mwh, ders.soc_init * ders.energy_mwh)
 
 
 def der_offer_cost(system: System, der_p_mw: pd.DataFrame) -> np.ndarray:
@@ -213,9 +221,15 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     st["e_min_mwh"] = st.soc_min * st.energy_mwh
     st["e_max_mwh"] = st.soc_max * st.energy_mwh
     st["e_init_mwh"] = st.soc_init * st.energy_mwh
-    keys = ["aggregator_id", "bus_id", "eta_charge", "eta_discharge", "cost_per_mwh"]
+    st["e_end_mwh"] = st_end_mwh(st)
+    # units pool only with units at the same state of charge and limits (fractions): a pool's
+    # schedule shared by capacity then keeps every member within its own limits and target
+    st["soc_end_pool"] = st.e_end_mwh / st.energy_mwh.where(st.energy_mwh > 0, 1.0)
+    keys = ["aggregator_id", "bus_id", "eta_charge", "eta_discharge", "cost_per_mwh",
+            "soc_init", "soc_min", "soc_max", "soc_end_pool"]
     storage, smembers = _pool(st, keys, ["p_charge_mw", "p_discharge_mw", "e_min_mwh",
-                                         "e_max_mwh", "e_init_mwh"], "storage", "energy_mwh")
+                                         "e_max_mwh", "e_init_mwh", "e_end_mwh"], "storage",
+                              "energy_mwh")
     members.append(smembers)
 
     # --- EV charging
@@ -227,7 +241,9 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     ev["e_init_mwh"] = ev.soc_init * ev.energy_mwh
     ev["need_mwh"] = ev.energy_need_mwh
     ev["p_discharge_mw"] = ev.p_max_mw  # vehicle-to-grid (0: charge only)
-    keys = ["aggregator_id", "bus_id", "arrival_period", "departure", "eta_charge"]
+    ev["need_share"] = ev.need_mwh / ev.e_max_mwh.where(ev.e_max_mwh > 0, 1.0)
+    keys = ["aggregator_id", "bus_id", "arrival_period", "departure", "eta_charge",
+            "soc_init", "need_share"]
     if (ev.p_discharge_mw > 0).any():  # discharging EVs pool with their like only
         keys += ["eta_discharge", "cost_per_mwh"]
     evs, vmembers = _pool(ev, keys, ["p_charge_mw", "e_max_mwh", "e_init_mwh", "need_mwh",
