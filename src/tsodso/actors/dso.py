@@ -199,9 +199,9 @@ class Dso:
         ``price`` ($/MWh per period) for imports. The DSO of the initial phase may only
         curtail: generation-like DERs below their schedule, EV charging below its schedule
         (unmet energy priced at the value of lost load), storage charging and discharging
-        each below its schedule (never moved to other periods; a unit the curtailment
-        leaves short of its end-of-day target is reported, its shortfall priced at the value
-        of lost load); or shed load at the value of lost load.
+        each below its schedule (never moved to other periods; where the curtailment leaves
+        a unit unable to reach its end-of-day target, it ends short, the shortfall priced at
+        the value of lost load and reported); or shed load at the value of lost load.
         ``storage_redispatch=True`` lets it redispatch storage freely at the storage's cost
         instead (a DSO that operates the storage itself)."""
         # no distribution market: inverters give reactive power as the grid code asks
@@ -230,9 +230,16 @@ class Dso:
             s_sched = sched[:, op.s_idx]
             m.set_bounds(op.ch, ub=np.maximum(-s_sched, 0).ravel())
             m.set_bounds(op.dis, ub=np.maximum(s_sched, 0).ravel())
-            op.soften_storage_target()
         self._models[feeder_id] = op
-        return op.solve()
+        try:
+            return op.solve()
+        except SolveError:
+            if not len(op.s_idx) or storage_redispatch or op.st_short is not None:
+                raise
+            # curtailing left a unit unable to reach its end-of-day target: let it end short,
+            # priced at the value of lost load and reported, rather than fail
+            op.soften_storage_target()
+            return op.solve()
 
     def price_response(self, feeder_id: str, price: np.ndarray, levels: tuple[float, ...]
                        ) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:

@@ -224,7 +224,9 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     st["e_end_mwh"] = st_end_mwh(st)
     # units pool only with units at the same state of charge and limits (fractions): a pool's
     # schedule shared by capacity then keeps every member within its own limits and target
-    st["soc_end_pool"] = st.e_end_mwh / st.energy_mwh.where(st.energy_mwh > 0, 1.0)
+    # (fractions rounded to 1e-9: a fraction recomputed from MWh is not always exact)
+    st["soc_end_pool"] = np.round(st.e_end_mwh / st.energy_mwh.where(st.energy_mwh > 0, 1.0),
+                                  9)
     keys = ["aggregator_id", "bus_id", "eta_charge", "eta_discharge", "cost_per_mwh",
             "soc_init", "soc_min", "soc_max", "soc_end_pool"]
     storage, smembers = _pool(st, keys, ["p_charge_mw", "p_discharge_mw", "e_min_mwh",
@@ -241,7 +243,7 @@ def tso_view(system: System, rules: MarketRules | None = None) -> TsoView:
     ev["e_init_mwh"] = ev.soc_init * ev.energy_mwh
     ev["need_mwh"] = ev.energy_need_mwh
     ev["p_discharge_mw"] = ev.p_max_mw  # vehicle-to-grid (0: charge only)
-    ev["need_share"] = ev.need_mwh / ev.e_max_mwh.where(ev.e_max_mwh > 0, 1.0)
+    ev["need_share"] = np.round(ev.need_mwh / ev.e_max_mwh.where(ev.e_max_mwh > 0, 1.0), 9)
     keys = ["aggregator_id", "bus_id", "arrival_period", "departure", "eta_charge",
             "soc_init", "need_share"]
     if (ev.p_discharge_mw > 0).any():  # discharging EVs pool with their like only
