@@ -104,7 +104,7 @@ def test_a_killed_operation_resumes_to_the_same_results(tmp_path):
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(_recipe()))
     args = [sys.executable, "-c", "from tsodso.cli import app; app()", "operate", str(path),
-            "--scheme", "local",
+            "--scheme", "common",
             "--load-error", "0.05", "--renewable-error", "0.2", "--seed", "3", "--json"]
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*args, "--out", str(killed)], stdout=subprocess.DEVNULL,
@@ -171,3 +171,19 @@ def test_storage_short_of_its_target_is_priced_and_reported(small):
     assert r.shortfalls.unmet_storage_mwh == pytest.approx(short, rel=1e-4)
     assert r.status.value == "shed"
     assert any("short of its end-of-horizon target" in w for w in r.shortfalls.warnings())
+
+
+def test_the_tso_market_also_reports_storage_short_of_its_target(small):
+    """The same in the TSO market: storage offers that cannot reach their end target (no
+    charging, target full) end short, priced and reported, instead of failing."""
+    from tsodso.tso import TsoMarket, TsoOptions
+
+    system = small.window(0)
+    st = (system.ders.kind == "storage").to_numpy()
+    system.ders.loc[st, "soc_end"] = 1.0
+    system.ders.loc[st, "p_min_mw"] = 0.0  # cannot charge
+    result = TsoMarket(system.check(), TsoOptions()).solve()
+    d = system.ders[st]
+    assert result.shortfalls.unmet_storage_mwh == pytest.approx(
+        float(((1.0 - d.soc_init) * d.energy_mwh).sum()), rel=1e-6)
+    assert result.shortfalls.uses_slack

@@ -313,6 +313,7 @@ class TsoMarket:
             eta_discharge=st.eta_discharge.to_numpy(float),
             e_end_mwh=(st.e_end_mwh if "e_end_mwh" in st else st.e_init_mwh).to_numpy(float))
         self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
+        self.st_short = None  # storage end-target shortfall (soften_storage_target)
         ev = v.ev.table
         V = len(ev)
         evs = add_ev_charging(
@@ -513,7 +514,34 @@ class TsoMarket:
         ``options.losses``, iterating the loss factors: see :meth:`solve_with_losses`)."""
         if self.options.losses and self.loss_model is None:
             return self.solve_with_losses()
-        return self._solve_once()
+        try:
+            return self._solve_once()
+        except SolveError:
+            if self.st_short is not None or not len(self.view.storage.table):
+                raise
+            # storage cannot reach its end-of-horizon target from where it starts (a
+            # real-time window after forecast errors): let it end short, priced at the
+            # value of lost load and reported, rather than fail
+            self.soften_storage_target()
+            return self._solve_once()
+
+    def soften_storage_target(self) -> None:
+        """Let storage offers end short of their end-of-horizon energy, each MWh short
+        priced at the value of lost load and reported (``unmet_storage_mwh``)."""
+        st = self.view.storage.table
+        S, T = len(st), self.T
+        if not S or self.st_short is not None:
+            return
+        floor = st.e_min_mwh.to_numpy(float)
+        end = (st.e_end_mwh if "e_end_mwh" in st else st.e_init_mwh).to_numpy(float)
+        target = np.maximum(end, floor)
+        self.model.set_bounds(self.e, lb=np.tile(floor, T))
+        m = self._m
+        self.st_short = m.add_variables("st_end_short", S, ub=target - floor,
+                                        cost=np.full(S, self.rules.value_of_lost_load))
+        last = sp.csr_array((np.ones(S), (np.arange(S), (T - 1) * S + np.arange(S))),
+                            shape=(S, T * S))
+        m.add_constraints("st_end_target", [(self.e, last), (self.st_short, 1.0)], lb=target)
 
     def solve_with_losses(self) -> TsoResult:
         """Price marginal losses: solve lossless, compute loss factors at the flows, solve
@@ -590,9 +618,12 @@ class TsoMarket:
         spill = float(np.maximum(sol.value(self.spill), 0.0).sum() * dt)
         ev = float(np.maximum(sol.value(self.ev_short), 0.0).sum())
         short = float(sum(np.maximum(v, 0.0).sum() for v in reserve_short.values()) * dt)
+        st = (float(np.maximum(sol.value(self.st_short), 0.0).sum())
+              if self.st_short is not None else 0.0)
         return Shortfalls(
             shed_mwh=shed, spill_mwh=spill, unmet_ev_mwh=ev, reserve_shortfall_mwh=short,
-            slack_cost=rules.value_of_lost_load * (shed + spill + ev)
+            unmet_storage_mwh=st,
+            slack_cost=rules.value_of_lost_load * (shed + spill + ev + st)
             + rules.reserve_shortfall_penalty * short)
 
     def _extract(self, sol: Any) -> TsoResult:
