@@ -1132,7 +1132,8 @@ def compare(
 
 @app.command("log")
 def log_cmd(
-    run_dir: Annotated[str, typer.Argument(help="Run folder (its log.sqlite is read) or a "
+    run_dir: Annotated[str, typer.Argument(help="Run folder (its log.sqlite is read), "
+                                                "operation folder (every step's log) or a "
                                                 "message log file (.sqlite).")],
     kind: Annotated[str | None, typer.Option(help="Only messages of this kind, e.g. "
                                                   "offer.")] = None,
@@ -1142,13 +1143,16 @@ def log_cmd(
     scheme: Annotated[str | None, typer.Option(help="Only messages of this scheme.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Messages of a run's durable log: one row each, then count and bytes by kind."""
+    """Messages of a run's durable log: one row each, then count and bytes by kind. An
+    operation folder (tsodso operate) lists every completed step's messages, in order."""
     from pathlib import Path
 
     from tsodso.actors import LOG_FILE_NAME, MessageLog
 
     def work() -> tuple[Path, Any]:
         path = Path(run_dir)
+        if path.is_dir() and (path / "operation.json").is_file():
+            return path, _operation_log(path, kind, sender, recipient, scheme)
         if path.is_dir():
             path = path / LOG_FILE_NAME
             if not path.is_file():
@@ -1186,6 +1190,28 @@ def log_cmd(
         totals.add_row(name, str(row["count"]), str(row["bytes"]))
     totals.add_row("total", str(len(frame)), str(int(frame["bytes"].sum())), style="bold")
     console.print(totals)
+
+
+def _operation_log(folder: Any, kind: str | None, sender: str | None,
+                   recipient: str | None, scheme: str | None) -> Any:
+    """The messages of an operation folder's completed steps, in step order; the scheme
+    column names the step and its stage (``00003-real_time:common``)."""
+    import pandas as pd
+
+    from tsodso.actors import LOG_FILE_NAME, MessageLog
+    from tsodso.operations import read_operation
+
+    op = read_operation(folder)
+    frames = []
+    for row in op.steps.itertuples(index=False):
+        step = f"{int(row.step):05d}-{row.stage}"
+        path = folder / "steps" / step / LOG_FILE_NAME
+        with MessageLog(path, create=False) as log:
+            frame = log.frame(kind=kind, sender=sender, recipient=recipient, scheme=scheme)
+        frames.append(frame.assign(scheme=f"{step}:" + frame["scheme"].astype(str)))
+    if not frames:
+        raise TsodsoError(f"{folder}: no completed step yet")
+    return pd.concat(frames, ignore_index=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

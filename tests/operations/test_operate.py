@@ -187,3 +187,19 @@ def test_the_tso_market_also_reports_storage_short_of_its_target(small):
     assert result.shortfalls.unmet_storage_mwh == pytest.approx(
         float(((1.0 - d.soc_init) * d.energy_mwh).sum()), rel=1e-6)
     assert result.shortfalls.uses_slack
+
+
+def test_log_lists_every_completed_steps_messages(small, tmp_path):
+    """tsodso log on an operation folder: each completed step's messages, named by step."""
+    operate(small, "hierarchical", tmp_path / "op", stop_after=3)
+    result = runner.invoke(app, ["log", str(tmp_path / "op"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    steps = {m["scheme"].split(":")[0] for m in data["messages"]}
+    assert steps == {"00000-day_ahead", "00001-real_time", "00002-real_time"}
+    assert data["summary"]["interface_price"]["count"] > 0
+    only = runner.invoke(app, ["log", str(tmp_path / "op"), "--kind", "settlement_statement",
+                               "--json"])
+    kinds = {m["kind"] for m in json.loads(only.stdout)["messages"]}
+    assert kinds == {"settlement_statement"}
+    assert runner.invoke(app, ["log", str(tmp_path / "op")]).exit_code == 0
