@@ -989,11 +989,11 @@ def operate(
 
     from tsodso.operations import ForecastErrors, default_timeline, plan
     from tsodso.operations import operate as run_operation
-    from tsodso.operations.run import _periods_per_day, check_days
+    from tsodso.operations.run import check_days, periods_per_day
 
     system = _guard(lambda: _coordination_system(scenario))
     errors = _guard(lambda: ForecastErrors(load_error, renewable_error, seed))
-    per_day = _guard(lambda: _periods_per_day(system))
+    per_day = _guard(lambda: periods_per_day(system))
     dt = system.profiles.period_hours
     schedule = _guard(lambda: plan(default_timeline(dt, per_day), dt, per_day, days))
     _guard(lambda: check_days(system, days))

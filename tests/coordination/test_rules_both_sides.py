@@ -151,3 +151,14 @@ def test_local_rules_are_checked_and_sourced():
         build_scenario(_recipe({"preset": "pjm", "local": {"min_offer": 1}}))
     changed = build_scenario(_recipe({"preset": "pjm", "local": {"min_offer_mw": 1.0}}))
     assert "min_offer_mw: set in the scenario (1.0)" in changed.rules.local.sources
+
+
+def test_bid_steps_without_a_size_are_refused():
+    """Steps share a DER's availability by their sizes: steps summing to 0 MW are refused
+    naming the DER, never divided by zero."""
+    system = build_scenario(_recipe("pjm"))
+    der = system.ders.der_id.iloc[0]
+    system.der_bids = pd.DataFrame({"der_id": [der], "step": [0], "quantity_mw": [0.0],
+                                    "price_per_mwh": [5.0]})
+    with pytest.raises(ValidationError, match=f"der_bids.quantity_mw.*{der}.*sum to 0"):
+        system.check()

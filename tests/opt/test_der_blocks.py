@@ -16,6 +16,7 @@ from tsodso.opt.der_blocks import (
     add_shedding,
     add_storage,
     ev_plugged,
+    soften_storage_end,
 )
 from tsodso.opt.namespace import Namespace
 
@@ -63,6 +64,35 @@ def test_storage_charges_cheap_and_discharges_to_its_initial_energy(solver: str)
     np.testing.assert_allclose(sol.value(block.discharge), [0.0, 0.0, 5.76], atol=tol)
     np.testing.assert_allclose(sol.value(block.energy), [2.8, 4.6, 1.0], atol=tol)
     assert sol.objective == pytest.approx(-202.24, abs=10 * tol)
+
+
+# The same unit with an end target of 9 MWh: charging 4 MW in all three periods brings it to
+# 1 + 3 * 1.8 = 6.4 MWh at most, so the hard target is infeasible. Softened at 1,000 $/MWh,
+# storing for the target is worth 1000 x 0.9 = 900 $ per MWh drawn, so it charges at full
+# power in all three periods (e_2 = 6.4), never discharges, and ends 9 - 6.4 = 2.6 MWh
+# short. Cost: 0.5 * 4 * (10 + 30 + 100) + 1000 * 2.6 = 2,880 $.
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_softened_end_target_is_met_as_far_as_the_unit_can(solver: str) -> None:
+    def market(soft: bool):
+        m = Model()
+        block = add_storage(m, ST, 3, 0.5, **STORAGE, e_end_mwh=[9.0])
+        g = _grid(m, 3, 0.5, [10.0, 30.0, 100.0])
+        m.add_constraints("power", [(g, 1.0), (block.charge, -1.0), (block.discharge, 1.0)],
+                          lb=0.0, ub=0.0)
+        short = (soften_storage_end(m, block, "st", 3, e_min_mwh=[0.5], e_end_mwh=[9.0],
+                                    shortfall_cost_per_mwh=1000.0) if soft else None)
+        return m, block, short
+
+    m, _, _ = market(False)
+    assert not m.solve(solver).ok
+    m, block, short = market(True)
+    sol = m.solve(solver)
+    assert sol.ok
+    tol = ATOL[solver]
+    np.testing.assert_allclose(sol.value(block.charge), [4.0, 4.0, 4.0], atol=tol)
+    np.testing.assert_allclose(sol.value(block.energy)[-1], 6.4, atol=tol)
+    np.testing.assert_allclose(sol.value(short), [2.6], atol=tol)
+    assert sol.objective == pytest.approx(2880.0, abs=10 * tol)
 
 
 def test_storage_layout_is_period_major_with_the_efficiencies_in_the_balance() -> None:

@@ -22,6 +22,7 @@ from tsodso.errors import SolveError
 from tsodso.model.system import System
 from tsodso.opt import Model
 from tsodso.resources import check_problem, feeders_size, tso_size
+from tsodso.rules.admission import der_control
 from tsodso.tso import TsoMarket, TsoOptions
 from tsodso.tso.offers import tso_view
 
@@ -49,7 +50,9 @@ def build_joint(system: System, options: DsoOptions | None = None
                     prefix="tso/", interface_feeders=fids)
     T, F = tso.T, len(fids)
     dopt = options or DsoOptions(ac_check=False)
-    ops = {f: DsoOpf(system, f, dopt, Boundary(price=np.zeros(T)), model=model, prefix=f"{f}/")
+    control = der_control(system)  # once for all feeders (admission reads every DER)
+    ops = {f: DsoOpf(system, f, dopt, Boundary(price=np.zeros(T)), model=model, prefix=f"{f}/",
+                     control=control.of(system, f))
            for f in fids}
     terms = [(tso.iface, 1.0)]
     for k, f in enumerate(fids):

@@ -29,7 +29,6 @@ from tsodso.dso.inputs import FeederInputs
 from tsodso.dso.opf import DsoOpf, DsoResult
 from tsodso.model.system import System
 from tsodso.rules import admission
-from tsodso.rules.admission import KEPT_OUT_COLUMNS
 from tsodso.shortfalls import Shortfalls
 from tsodso.tso import TsoResult
 from tsodso.tso.offers import der_availability, der_offer_cost
@@ -164,12 +163,10 @@ class Outcome:
         return {"energy_mwh": float(energy), "payments": float(money)}
 
 
-def der_costs(system: System, result: DsoResult, ders_by_id: pd.DataFrame | None = None
-              ) -> float:
+def der_costs(system: System, result: DsoResult) -> float:
     """Production cost of a feeder's final dispatch: DER offers (positive output at their
     offer: :func:`~tsodso.tso.offers.der_offer_cost`), shed load, unmet EV energy and
-    price-takers' spilled output at value of lost load, and tap changes, $.
-    ``ders_by_id`` is not used (kept for callers)."""
+    price-takers' spilled output at value of lost load, and tap changes, $."""
     dt = system.profiles.period_hours
     cost = der_offer_cost(system, result.der_p_mw).sum() * dt
     voll = system.rules.value_of_lost_load
@@ -184,8 +181,7 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
            residuals: pd.DataFrame | None = None, notes: list[str] | None = None,
            status: str = "optimal", tso_result: TsoResult | None = None,
            schedule_follows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
-           priced_at_lmp: list[str] | None = None,
-           kept_out: pd.DataFrame | None = None) -> Outcome:
+           priced_at_lmp: list[str] | None = None) -> Outcome:
     """Settle final feeder dispatches into an :class:`Outcome` (see module docstring).
 
     ``market_dispatch`` is what the market scheduled before any DSO correction; its AC
@@ -209,9 +205,9 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     their published DLMPs are those of the feeder cleared against the settled interface LMP
     (same DER room); the dispatch settled is the scheme's own.
 
-    ``kept_out`` lists the DERs a market's rules kept out, with the reason (default: the
-    TSO market's exclusions, and the DSO market's in schemes that have one; a DER no market
-    admits is a price-taker).
+    The outcome's ``kept_out`` lists the DERs a market's rules kept out, with the reason
+    (the TSO market's exclusions, and the DSO market's in schemes that have one; a DER no
+    market admits is a price-taker).
     """
     dt = system.profiles.period_hours
     fids = list(results)
@@ -237,8 +233,7 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         results[f] = _priced_view(held, f, results[f], iface_lmp[f].to_numpy())
     # costs
     tso_cost = float(tso_result.objective)
-    ders_by_id = system.ders.set_index("der_id")
-    dso_costs = {f: der_costs(system, results[f], ders_by_id) for f in fids}
+    dso_costs = {f: der_costs(system, results[f]) for f in fids}
     # violations of what the market scheduled
     frames = []
     voltages = {}
@@ -332,7 +327,8 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
         notes=list(notes or []), lmp=lmp, voltages=voltages, statements=book,
-        kept_out=_kept_out_table(scheme, system, kept_out),
+        kept_out=admission.kept_out(system,
+                                    distribution_market=scheme not in TSO_PRICE_SCHEMES),
         dso_tools=dso_tools(system, distribution_market=scheme not in TSO_PRICE_SCHEMES),
         der_dispatch=(pd.concat([results[f].der_p_mw for f in fids], axis=1)
                       if fids else pd.DataFrame()),
@@ -361,15 +357,6 @@ def dso_tools(system: System, distribution_market: bool) -> dict[str, Any]:
                                   "mva": float(d.s_max_mva[q].replace(np.inf, 0.0).sum()),
                                   "terms": "paid at the reactive DLMP" if paid
                                   else "grid code (unpaid)"}}
-
-
-def _kept_out_table(scheme: str, system: System, given: pd.DataFrame | None
-                    ) -> pd.DataFrame:
-    """The outcome's ``kept_out`` table (:func:`tsodso.rules.admission.kept_out`): the
-    TSO market's exclusions, and the DSO market's where the scheme has one."""
-    if given is not None:
-        return given.reindex(columns=KEPT_OUT_COLUMNS).reset_index(drop=True)
-    return admission.kept_out(system, distribution_market=scheme not in TSO_PRICE_SCHEMES)
 
 
 def _repriced(result: DsoResult, lmp: np.ndarray, sens_p: pd.DataFrame,

@@ -43,6 +43,7 @@ from tsodso.opt.der_blocks import (
     add_shedding,
     add_storage,
     ev_plugged,
+    soften_storage_end,
 )
 from tsodso.opt.namespace import Namespace
 from tsodso.resources import check_periods, check_problem, dso_size
@@ -356,6 +357,7 @@ class DsoOpf:
             eta_charge=st.eta_charge.to_numpy(float),
             eta_discharge=st.eta_discharge.to_numpy(float), e_end_mwh=st_end_mwh(st))
         self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
+        self._storage = storage
         self.st_short = None  # storage end-target shortfall (soften_storage_target)
         # EVs
         v_idx = np.flatnonzero((d.kind == "ev").to_numpy())
@@ -533,21 +535,15 @@ class DsoOpf:
     def soften_storage_target(self) -> None:
         """Let storage end short of its end-of-horizon target, each MWh short priced at the
         value of lost load and reported (``unmet_storage_mwh``): for a DSO that may only
-        curtail a market schedule, whose curtailment can leave a unit unable to reach it."""
-        S, T = len(self.s_idx), self.T
-        if not S or self.st_short is not None:
+        curtail a market schedule, whose curtailment can leave a unit unable to reach it
+        (:func:`~tsodso.opt.der_blocks.soften_storage_end`)."""
+        if not len(self.s_idx) or self.st_short is not None:
             return
         st = self.ders.iloc[self.s_idx]
-        floor = (st.soc_min * st.energy_mwh).to_numpy(float)
-        target = np.maximum(st_end_mwh(st), floor)
-        lb = np.tile(floor, T)
-        self.model.set_bounds(self.e, lb=lb)
-        m = self._m
-        self.st_short = m.add_variables("st_end_short", S, ub=target - floor,
-                                        cost=np.full(S, self.system.rules.value_of_lost_load))
-        last = sp.csr_array((np.ones(S), (np.arange(S), (T - 1) * S + np.arange(S))),
-                            shape=(S, T * S))
-        m.add_constraints("st_end_target", [(self.e, last), (self.st_short, 1.0)], lb=target)
+        self.st_short = soften_storage_end(
+            self._m, self._storage, "st_end", self.T,
+            e_min_mwh=(st.soc_min * st.energy_mwh).to_numpy(float), e_end_mwh=st_end_mwh(st),
+            shortfall_cost_per_mwh=self.system.rules.value_of_lost_load)
 
     @property
     def has_tools(self) -> bool:
@@ -867,9 +863,10 @@ def _solve_chunk(system: System, feeder_ids: list[str], boundaries: list[Boundar
     from tsodso import progress
 
     out = []
+    control = der_control(system)  # once for the chunk (admission reads every DER)
     with progress.task("feeder OPFs", total=len(feeder_ids)) as step:
         for f, b in zip(feeder_ids, boundaries, strict=True):
-            out.append(DsoOpf(system, f, options, b).solve())
+            out.append(DsoOpf(system, f, options, b, control=control.of(system, f)).solve())
             step(info=f)
     return out
 

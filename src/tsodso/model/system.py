@@ -200,7 +200,9 @@ class System:
 
     def with_energy(self, energy_mwh: Mapping[str, float]) -> System:
         """A copy whose storage and EVs start with the given energy (MWh per der_id):
-        ``soc_init`` set to it (clipped to the unit's limits); other DERs unchanged. A
+        ``soc_init`` set to it; other DERs unchanged. An energy outside the unit's limits by
+        more than solver accuracy (1e-5 MWh) is an error naming the DER (it is clipped
+        within that accuracy). A
         storage unit keeps its end-of-horizon target (``soc_end``: the original start when
         it was NaN), so a window that ends where the day ends keeps the day's target."""
         ders = self.ders.copy()
@@ -212,9 +214,15 @@ class System:
         for der, value in energy_mwh.items():
             i = index.get_loc(der)
             cap = float(ders.at[i, "energy_mwh"])
-            if cap > 0:
-                ders.at[i, "soc_init"] = float(np.clip(value / cap, ders.at[i, "soc_min"],
-                                                       ders.at[i, "soc_max"]))
+            if cap <= 0:
+                continue
+            low = float(ders.at[i, "soc_min"]) * cap
+            high = float(ders.at[i, "soc_max"]) * cap
+            if not low - 1e-5 <= value <= high + 1e-5:
+                raise ValidationError([Issue("ders", "soc_init", str(der),
+                                             f"energy {value:.6g} MWh outside the unit's "
+                                             f"limits [{low:.6g}, {high:.6g}] MWh")])
+            ders.at[i, "soc_init"] = float(np.clip(value, low, high)) / cap
         return replace(self, ders=ders, meta=dict(self.meta))
 
     # -------------------------------------------------------------- validation
@@ -444,6 +452,11 @@ def _der_issues(s: System) -> list[Issue]:
                    for i in d.der_id[v2g][:10]]
     b = s.der_bids
     issues += _missing(b.der_id, set(d.der_id), "der_bids", "der_id", b.der_id, "DER")
+    if len(b):  # a DER's steps share its availability: they need a size to share it by
+        total = b.groupby("der_id").quantity_mw.sum()
+        issues += [Issue("der_bids", "quantity_mw", str(der), "the DER's bid steps sum to 0 "
+                         "MW: give at least one step a size")
+                   for der in total.index[total <= 0]]
     for aid, markets in zip(s.aggregators.aggregator_id, s.aggregators.markets, strict=True):
         tokens = {t.strip() for t in str(markets).split(",") if t.strip()}
         if not tokens or tokens - set(MARKETS):

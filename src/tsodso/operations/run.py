@@ -74,7 +74,8 @@ class Operation:
         return len(self.steps) == len(self.plan)
 
 
-def _periods_per_day(system: System) -> int:
+def periods_per_day(system: System) -> int:
+    """Periods in a day of the system's data (a day must be a whole number of them)."""
     per_day = 24.0 / system.profiles.period_hours
     if not np.isclose(per_day, round(per_day)):
         raise TsodsoError("operate: a day is not a whole number of "
@@ -84,7 +85,7 @@ def _periods_per_day(system: System) -> int:
 
 def check_days(system: System, days: int) -> None:
     """Refuse ``days`` the system's horizon does not hold."""
-    per_day = _periods_per_day(system)
+    per_day = periods_per_day(system)
     if system.n_periods < days * per_day:
         raise TsodsoError(f"operate: {days} day(s) need {days * per_day} periods of data; "
                           f"system '{system.name}' has {system.n_periods}")
@@ -144,7 +145,7 @@ def operate(system: System, scheme: str, out: str | os.PathLike[str],
     options = dict(options or {})
     check_scheme_options(scheme, options)
     errors = errors or ForecastErrors()
-    per_day = _periods_per_day(system)
+    per_day = periods_per_day(system)
     dt = system.profiles.period_hours
     timeline = timeline or default_timeline(dt, per_day)
     schedule = plan(timeline, dt, per_day, days)
@@ -281,5 +282,5 @@ def read_operation(folder: str | os.PathLike[str]) -> Operation:
                      energy_mwh=dict(state.get("energy", {})))
 
 
-__all__ = ["FORMAT", "Operation", "TABLES", "energy_after", "initial_energy", "operate",
-           "read_operation"]
+__all__ = ["FORMAT", "Operation", "TABLES", "check_days", "energy_after", "initial_energy",
+           "operate", "periods_per_day", "read_operation"]

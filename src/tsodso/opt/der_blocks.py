@@ -260,6 +260,39 @@ def add_storage(
     return StorageBlock(charge=charge, discharge=discharge, energy=energy, balance=balance)
 
 
+def soften_storage_end(
+    model: ModelLike,
+    storage: StorageBlock,
+    name: str,
+    periods: int,
+    *,
+    e_min_mwh: npt.ArrayLike,
+    e_end_mwh: npt.ArrayLike,
+    shortfall_cost_per_mwh: float,
+) -> VarBlock:
+    """Turn the end-of-horizon floor of ``K`` storage units (added by :func:`add_storage`)
+    into a priced target: the last period's energy keeps only ``e_min``, and a shortfall
+    variable ``0 <= s <= target - e_min`` (``target = max(e_end, e_min)``, MWh, costing
+    ``shortfall_cost_per_mwh`` $ per MWh) completes it::
+
+        e_{T-1} + s >= target
+
+    For units that cannot reach their target from where they start (a real-time window
+    after forecast errors, a curtailed schedule). Returns the shortfall variables."""
+    T = periods
+    k = _unit_count(e_min_mwh, "e_min_mwh")
+    e_min = _per_unit(e_min_mwh, k, "e_min_mwh")
+    target = np.maximum(_per_unit(e_end_mwh, k, "e_end_mwh"), e_min)
+    model.set_bounds(storage.energy, lb=np.tile(e_min, T))
+    short = model.add_variables(f"{name}_short", k, ub=target - e_min,
+                                cost=np.full(k, float(shortfall_cost_per_mwh)))
+    last = sp.csr_array((np.ones(k), (np.arange(k), (T - 1) * k + np.arange(k))),
+                        shape=(k, T * k))
+    model.add_constraints(f"{name}_target", [(storage.energy, last), (short, 1.0)],
+                          lb=target)
+    return short
+
+
 def ev_plugged(periods: int, arrival_period: npt.ArrayLike,
                departure_period: npt.ArrayLike) -> np.ndarray:
     """(T x V) bool: EV ``v`` is plugged in during period ``t``, i.e.

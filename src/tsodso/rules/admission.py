@@ -47,14 +47,16 @@ def _bids_into(system: System, market: str) -> pd.Series:
 
 
 def _minimum(reason: pd.Series, size: pd.Series, groups: list[pd.Series], minimum: float,
-             pooled_ok: bool, rules_name: str) -> pd.Series:
-    """Mark DERs (still admitted) below ``minimum`` MW, alone or pooled over ``groups``."""
+             pooled_ok: bool, rules_name: str, among: np.ndarray | None = None) -> pd.Series:
+    """Mark DERs (still admitted, and in ``among`` if given) below ``minimum`` MW, alone or
+    pooled over ``groups``."""
+    open_ = (reason == "").to_numpy() & (True if among is None else among)
     if pooled_ok:
         pooled = size.groupby(groups).transform("sum")
-        small = (reason == "") & (pooled < minimum - 1e-12)
+        small = open_ & (pooled < minimum - 1e-12)
         reason[small] = f"aggregated offer below the {minimum:g} MW minimum ({rules_name})"
     else:
-        small = (reason == "") & (size < minimum - 1e-12)
+        small = open_ & (size < minimum - 1e-12)
         reason[small] = (f"below the {minimum:g} MW minimum offer and aggregation is not "
                          f"allowed ({rules_name})")
     return reason
@@ -90,12 +92,10 @@ def dso_admission(system: System, local: LocalMarketRules | None = None) -> pd.S
         lambda k: f"{k} may not offer energy in the DSO market ({system.rules.name})")
     name = f"{system.rules.name} local"
     size = der_size_mw(d)
-    pending = (reason == "") & direct  # judged alone below, not pooled with each other
-    reason[pending] = "direct"
+    # an aggregator's DERs pool (where allowed); a DER bidding directly is judged alone
     reason = _minimum(reason, size, [d.aggregator_id, d.feeder_id], local.min_offer_mw,
-                      local.aggregation_allowed, name)
-    reason[pending] = ""
-    alone = pending & (size < local.min_offer_mw - 1e-12)
+                      local.aggregation_allowed, name, among=~direct)
+    alone = (reason == "").to_numpy() & direct & (size < local.min_offer_mw - 1e-12)
     reason[alone] = (f"below the {local.min_offer_mw:g} MW minimum offer of a DER bidding "
                      f"without an aggregator ({name})")
     return reason

@@ -100,9 +100,7 @@ class LocalMarketRules:
         if issues:
             raise ValidationError(issues)
         if "sources" not in data:
-            keep = tuple(s for s in self.sources if s.split(":", 1)[0] not in changed)
-            values["sources"] = keep + tuple(f"{k}: set in the scenario ({v!r})"
-                                             for k, v in changed.items())
+            values["sources"] = overridden(self.sources, changed)
         out = LocalMarketRules(**values)
         out.check(where)
         return out
@@ -123,6 +121,13 @@ class LocalMarketRules:
                                     f"with one: {', '.join(INVERTER_KINDS)}"))
         if issues:
             raise ValidationError(issues)
+
+
+def overridden(sources: tuple[str, ...], changed: dict[str, Any]) -> tuple[str, ...]:
+    """``sources`` with the entries of the rules in ``changed`` replaced by "set in the
+    scenario" (a value a user sets is no longer the preset's sourced one)."""
+    keep = tuple(s for s in sources if s.split(":", 1)[0] not in changed)
+    return keep + tuple(f"{k}: set in the scenario ({v!r})" for k, v in changed.items())
 
 
 _ASSUMED = "no source found: assumed"
@@ -180,4 +185,4 @@ DLMP_LOCAL = LocalMarketRules(
 
 
 __all__ = ["DER_KINDS", "DLMP_LOCAL", "EU_LOCAL", "INVERTER_KINDS", "LocalMarketRules",
-           "US_LOCAL"]
+           "US_LOCAL", "overridden"]

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from tsodso.errors import Issue, ValidationError
-from tsodso.rules.local import DLMP_LOCAL, EU_LOCAL, US_LOCAL, LocalMarketRules
+from tsodso.rules.local import DLMP_LOCAL, EU_LOCAL, US_LOCAL, LocalMarketRules, overridden
 
 
 @dataclass(frozen=True)
@@ -152,13 +152,6 @@ ORDER_2222 = ("FERC Order No. 2222, 172 FERC ¶ 61,247 (RM18-9-000, 17 Sept 2020
               "67094: minimum size for DER aggregations no larger than 100 kW; EVs and their "
               "supply equipment are DERs")
 _ASSUMED = "no source found: assumed"
-
-
-def overridden(sources: tuple[str, ...], changed: dict[str, Any]) -> tuple[str, ...]:
-    """``sources`` with the entries of the rules in ``changed`` replaced by "set in the
-    scenario" (a value a user sets is no longer the preset's sourced one)."""
-    keep = tuple(s for s in sources if s.split(":", 1)[0] not in changed)
-    return keep + tuple(f"{k}: set in the scenario ({v!r})" for k, v in changed.items())
 
 
 def _rules(name: str, era: str, description: str, sources: dict[str, str],

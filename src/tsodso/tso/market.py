@@ -43,6 +43,7 @@ from tsodso.opt.der_blocks import (
     add_ev_charging,
     add_shedding,
     add_storage,
+    soften_storage_end,
 )
 from tsodso.opt.namespace import Namespace
 from tsodso.resources import check_periods, check_problem, tso_size
@@ -313,6 +314,7 @@ class TsoMarket:
             eta_discharge=st.eta_discharge.to_numpy(float),
             e_end_mwh=(st.e_end_mwh if "e_end_mwh" in st else st.e_init_mwh).to_numpy(float))
         self.ch, self.dis, self.e = storage.charge, storage.discharge, storage.energy
+        self._storage = storage
         self.st_short = None  # storage end-target shortfall (soften_storage_target)
         ev = v.ev.table
         V = len(ev)
@@ -527,21 +529,16 @@ class TsoMarket:
 
     def soften_storage_target(self) -> None:
         """Let storage offers end short of their end-of-horizon energy, each MWh short
-        priced at the value of lost load and reported (``unmet_storage_mwh``)."""
+        priced at the value of lost load and reported (``unmet_storage_mwh``; see
+        :func:`~tsodso.opt.der_blocks.soften_storage_end`)."""
         st = self.view.storage.table
-        S, T = len(st), self.T
-        if not S or self.st_short is not None:
+        if not len(st) or self.st_short is not None:
             return
-        floor = st.e_min_mwh.to_numpy(float)
-        end = (st.e_end_mwh if "e_end_mwh" in st else st.e_init_mwh).to_numpy(float)
-        target = np.maximum(end, floor)
-        self.model.set_bounds(self.e, lb=np.tile(floor, T))
-        m = self._m
-        self.st_short = m.add_variables("st_end_short", S, ub=target - floor,
-                                        cost=np.full(S, self.rules.value_of_lost_load))
-        last = sp.csr_array((np.ones(S), (np.arange(S), (T - 1) * S + np.arange(S))),
-                            shape=(S, T * S))
-        m.add_constraints("st_end_target", [(self.e, last), (self.st_short, 1.0)], lb=target)
+        end = st.e_end_mwh if "e_end_mwh" in st else st.e_init_mwh
+        self.st_short = soften_storage_end(
+            self._m, self._storage, "st_end", self.T, e_min_mwh=st.e_min_mwh.to_numpy(float),
+            e_end_mwh=end.to_numpy(float),
+            shortfall_cost_per_mwh=self.rules.value_of_lost_load)
 
     def solve_with_losses(self) -> TsoResult:
         """Price marginal losses: solve lossless, compute loss factors at the flows, solve
