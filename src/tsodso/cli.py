@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from tsodso.errors import TsodsoError, ValidationError
@@ -979,6 +979,11 @@ def operate(
                                             "resumes there.")] = None,
     show_plan: Annotated[bool, typer.Option("--plan", help="Print the execution schedule "
                                                            "and stop.")] = False,
+    drop_der_schedules: Annotated[bool, typer.Option(
+        "--drop-der-schedules", help="Drop the TSO's DER schedule message to the DSOs "
+                                     "(tso_only, centralized): they cannot correct the "
+                                     "schedules, and the violations that follow are "
+                                     "reported.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Operate a scenario through day-ahead and real-time stages: day ahead clears the day
@@ -1010,24 +1015,298 @@ def operate(
     stem = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
     folder = out or f"operate-{stem}-{scheme}"
     with _progress(json_out):
+        options = {"der_schedules_to_dso": False} if drop_der_schedules else {}
         op = _guard(lambda: run_operation(system, scheme, folder, errors=errors, days=days,
-                                          scenario=scenario))
+                                          scenario=scenario, options=options))
     steps = op.steps
+    realised = steps.commits > 0
     data = {"folder": str(op.folder), "complete": op.complete,
             "steps": steps.to_dict(orient="records"),
-            "realised_violations": int(steps.loc[steps.commits > 0, "violations"].sum()),
+            "realised_violations": int(steps.loc[realised, "violations"].sum()),
+            "delivered_violations": int(steps.loc[realised, "delivered_violations"].sum()),
             "shed_mwh_in_runs": float(steps.shed_mwh.sum())}
     if json_out:
         _emit_json(data)
         return
-    table = Table("step", "stage", "period", "status", "run cost $", "violations", "wall s",
-                  title=f"operate {scenario} under {scheme}", box=box.SIMPLE_HEAD)
+    table = Table("step", "stage", "period", "status", "run cost $", "violations",
+                  "delivered violations", "wall s", title=f"operate {scenario} under {scheme}",
+                  box=box.SIMPLE_HEAD)
     for r in steps.itertuples(index=False):
         table.add_row(str(r.step), r.stage, str(r.first_period), r.status,
-                      f"{r.run_cost:,.2f}", str(r.violations), f"{r.wall_s:.1f}")
+                      f"{r.run_cost:,.2f}", str(r.violations), str(r.delivered_violations),
+                      f"{r.wall_s:.1f}")
     console.print(table)
     console.print(f"operation folder: {op.folder} ({len(steps)} of {len(op.plan)} steps); "
-                  f"violations in the realised periods: {data['realised_violations']}")
+                  f"violations in the realised periods: {data['realised_violations']} in the "
+                  f"market's schedules, {data['delivered_violations']} in what the feeders "
+                  "delivered")
+
+
+def _period_list(option: str, text: str) -> list[int]:
+    """Periods written as ``10-12`` (inclusive) or ``10,11,12`` (or both: ``3,10-12``)."""
+    out: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise TsodsoError(f"{option}: periods are written 10-12 or 10,11,12; got {text!r}")
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        if last < first:
+            raise TsodsoError(f"{option}: {part.strip()!r} runs backwards")
+        out.extend(range(first, last + 1))
+    return out
+
+
+def _known(option: str, given: list[str], known: tuple[str, ...]) -> None:
+    """Refuse a value of ``option`` that is not one of ``known``."""
+    for value in given:
+        if value not in known:
+            raise TsodsoError(f"{option}: unknown value {value!r}; choose from "
+                              f"{', '.join(known)}")
+
+
+def _events(texts: list[str], periods: int) -> Any:
+    """``--event PERIODS:MW`` options as one imbalance (MW short; negative: long)."""
+    import numpy as np
+
+    from tsodso.operations import Imbalance
+
+    total = Imbalance(np.zeros(periods), "")
+    parts = []
+    for text in texts:
+        where, sep, mw = text.partition(":")
+        if not sep:
+            raise TsodsoError(f"--event: write PERIODS:MW (e.g. 10-13:2 for 2 MW short in "
+                              f"periods 10 to 13, 19-21:-2 for 2 MW long); got {text!r}")
+        try:
+            value = float(mw)
+        except ValueError:
+            raise TsodsoError(f"--event {text!r}: MW must be a number, got {mw!r}") from None
+        which = _period_list("--event", where)
+        if max(which) >= periods:
+            raise TsodsoError(f"--event {text!r}: period {max(which)} is outside the horizon "
+                              f"(0-{periods - 1})")
+        event = Imbalance.in_periods(periods, which, value)
+        parts.append(event.description)
+        total = Imbalance(total.mw + event.mw, "; ".join(parts))
+    return total
+
+
+@app.command()
+def reserves(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")]
+    = "default",
+    scheme: Annotated[str, typer.Option(help="Scheme whose day-ahead dispatch is the "
+                                             "base schedule.")] = "common",
+    variant: Annotated[list[str] | None, typer.Option(
+        help="direct (the TSO alone), prequalified (within the DSOs' limits) or common "
+             "(cleared with the feeders); repeat for several (default: all three).")] = None,
+    up: Annotated[float, typer.Option(help="Up reserve procured from DERs, MW per "
+                                           "period.")] = 3.0,
+    down: Annotated[float, typer.Option(help="Down reserve procured from DERs, MW per "
+                                             "period.")] = 3.0,
+    event: Annotated[list[str] | None, typer.Option(
+        metavar="PERIODS:MW", help="Real-time imbalance: MW short (negative: long) in "
+                                   "PERIODS, e.g. 10-13:2; repeat for several (default: "
+                                   "10-13:2 and 19-21:-2).")] = None,
+    capacity_price: Annotated[float, typer.Option(help="Price of reserve held, $/MW per "
+                                                       "hour.")] = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reserves through distribution: the TSO procures up and down reserve from DER
+    aggregations around a scheme's day-ahead schedule and activates them in real time
+    (activations acknowledged or refused with a reason; states of charge tracked). The
+    feeders' AC power flow shows what each variant's activation does to them."""
+    from tsodso.coordination import run_scheme
+    from tsodso.operations import ReserveRequirement, compare_variants
+    from tsodso.operations.reserves import VARIANTS
+
+    system = _guard(lambda: _coordination_system(scenario))
+    variants = variant or list(VARIANTS)
+    _guard(lambda: _known("--variant", variants, VARIANTS))
+    T = system.n_periods
+    imbalance = _guard(lambda: _events(event or ["10-13:2", "19-21:-2"], T))
+    requirement = _guard(lambda: ReserveRequirement.flat(T, up, down))
+    with _progress(json_out):
+        base = _guard(lambda: run_scheme(system, scheme))
+        results = _guard(lambda: compare_variants(system, base, requirement, imbalance,
+                                                  variants, capacity_price=capacity_price))
+    rows = [r.summary() for r in results.values()]
+    if json_out:
+        _emit_json({"base_scheme": scheme, "event": imbalance.description, "rows": rows,
+                    "refusals": {v: r.refusals.to_dict(orient="records")
+                                 for v, r in results.items()}})
+        return
+    table = Table("variant", "new violations", "activated up MWh", "activated down MWh",
+                  "calls", "refused", "uncovered MWh", "activation $",
+                  title=f"reserves on {scenario} around {scheme}: {imbalance.description}",
+                  box=box.SIMPLE_HEAD)
+    for r in rows:
+        table.add_row(str(r["variant"]), str(r["new_violations"]),
+                      f"{r['activated_up_mwh']:.2f}", f"{r['activated_down_mwh']:.2f}",
+                      str(r["calls"]), str(r["refusals"]), f"{r['uncovered_mwh']:.2f}",
+                      f"{r['cost_activation']:,.2f}")
+    console.print(table)
+    for v, r in results.items():
+        if len(r.refusals):
+            console.print(f"{v}: {len(r.refusals)} call(s) refused, e.g. "
+                          f"{r.refusals.reason.iloc[0]}")
+
+
+@app.command()
+def emergency(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")]
+    = "default",
+    feeder: Annotated[str, typer.Option(help="Feeder asked to change its import.")]
+    = "case33bw@9",
+    periods: Annotated[str, typer.Option(help="Periods of the request, e.g. 10-12.")]
+    = "10-12",
+    amount: Annotated[float, typer.Option(help="Change of the feeder's import, MW.")] = 0.6,
+    direction: Annotated[str, typer.Option(
+        help="reduce_load (the import falls) or reduce_generation (it rises).")]
+    = "reduce_load",
+    via: Annotated[list[str] | None, typer.Option(
+        help="dso (the DSO chooses within its limits) or bypass (the TSO acts on the DERs "
+             "directly); repeat for both (default: both).")] = None,
+    scheme: Annotated[str, typer.Option(help="Scheme whose day-ahead dispatch is the "
+                                             "base.")] = "common",
+    json_out: JsonOpt = False,
+) -> None:
+    """An emergency request: the TSO needs a feeder's import changed by an amount; through
+    the DSO (which chooses DERs and loads within its limits, or rejects with what it can
+    deliver) or bypassing it. The AC power flow shows what each route delivers and
+    violates."""
+    from tsodso.coordination import run_scheme
+    from tsodso.operations import emergency_request
+    from tsodso.operations.emergency import ROUTES
+
+    system = _guard(lambda: _coordination_system(scenario))
+    window = _guard(lambda: _period_list("--periods", periods))
+    _guard(lambda: _known("--via", via or [], ROUTES))
+    with _progress(json_out):
+        base = _guard(lambda: run_scheme(system, scheme))
+        results = {r: _guard(lambda r=r: emergency_request(
+            system, base, feeder, window, amount, direction, via=r))
+            for r in (via or ["dso", "bypass"])}
+    rows = [r.summary() for r in results.values()]
+    if json_out:
+        _emit_json({"base_scheme": scheme, "rows": rows,
+                    "answers": {k: r.reason for k, r in results.items()}})
+        return
+    table = Table("route", "requested MW", "delivered MW", "met", "violations", "worst",
+                  "DERs moved", "shed MWh", "cost $",
+                  title=f"{direction} of {amount:g} MW on {feeder}, periods {periods}",
+                  box=box.SIMPLE_HEAD)
+    for r, res in zip(rows, results.values(), strict=True):
+        worst = res.violation_summary()
+        table.add_row(str(r["route"]), f"{r['requested_mw']:.3f}",
+                      f"{r['delivered_min_mw']:.3f}-{r['delivered_max_mw']:.3f}",
+                      "yes" if r["met"] else "no", str(len(res.violations)),
+                      _worst_text(worst), str(r["ders_moved"]), f"{r['shed_mwh']:.3f}",
+                      f"{r['cost_usd']:,.2f}")
+    console.print(table)
+    for k, res in results.items():
+        if k == "dso":
+            console.print(f"DSO's answer: {'accepted' if res.accepted else 'rejected'}"
+                          f"{': ' + res.reason if res.reason else ''}")
+
+
+def _worst_text(summary: dict[str, Any]) -> str:
+    """The worst violations of a summary, e.g. '177 % loading, 1.0612 pu' ('-' when
+    none)."""
+    parts = []
+    if summary.get("worst_loading_pct") is not None:
+        parts.append(f"{summary['worst_loading_pct']:.0f} % loading")
+    if summary.get("worst_voltage_pu") is not None:
+        parts.append(f"{summary['worst_voltage_pu']:.4f} pu")
+    return ", ".join(parts) or "-"
+
+
+@app.command()
+def fault(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")]
+    = "default",
+    feeder: Annotated[str, typer.Option(help="Feeder of the faulted line.")] = "case33bw@9",
+    line: Annotated[int, typer.Option(help="Faulted line id.")] = 2,
+    start: Annotated[int, typer.Option(help="First period of the outage.")] = 18,
+    duration: Annotated[int, typer.Option(help="Periods until the line is repaired.")] = 4,
+    json_out: JsonOpt = False,
+) -> None:
+    """A fault on a feeder line: the DSO isolates it, restores what it can by closing tie
+    switches, lets sections with storage or DG run as microgrids and informs the TSO.
+    Compares isolation alone, switching, and switching with microgrids: unserved energy
+    per section and customer group."""
+    from tsodso.operations import restore
+
+    system = _guard(lambda: _coordination_system(scenario))
+    variants = {"isolation only": (False, False), "switching": (True, False),
+                "switching and microgrids": (True, True)}
+    with _progress(json_out):
+        results = {name: _guard(lambda sw=sw, mg=mg: restore(
+            system, feeder, line, start, duration, switching=sw, microgrids=mg))
+            for name, (sw, mg) in variants.items()}
+    if json_out:
+        _emit_json({name: {"load_mwh": r.load_mwh, "unserved_mwh": r.unserved_mwh,
+                           "unserved_cost_usd": r.unserved_cost_usd,
+                           "state": r.state, "state_after": r.state_after,
+                           "sections": r.sections.to_dict(orient="records"),
+                           "groups": r.groups.to_dict(orient="records"),
+                           "actions": r.actions.to_dict(orient="records")}
+                    for name, r in results.items()})
+        return
+    table = Table("variant", "load MWh", "unserved MWh", "unserved $", "grid state",
+                  "switching", title=f"fault on line {line} of {feeder}, periods "
+                  f"{start}-{start + duration - 1}", box=box.SIMPLE_HEAD)
+    for name, r in results.items():
+        moves = ", ".join(f"{a.action} {a.line_id}" for a in r.actions.itertuples()) or "-"
+        table.add_row(name, f"{r.load_mwh:.3f}", f"{r.unserved_mwh:.3f}",
+                      f"{r.unserved_cost_usd:,.0f}", r.state, moves)
+    console.print(table)
+    last = results["switching and microgrids"]
+    groups = Table(*GROUP_HEADERS, title="unserved energy per section and customer group "
+                   "(switching and microgrids)", box=box.SIMPLE_HEAD)
+    for g in last.groups.itertuples(index=False):
+        groups.add_row(str(g.section), str(g.customer_group), str(g.n_loads),
+                       f"{g.load_mwh:.3f}", f"{g.unserved_mwh:.3f}")
+    console.print(groups)
+
+
+GROUP_HEADERS = ("section", "customer group", "loads", "load MWh", "unserved MWh")
+
+
+@app.command()
+def settle(
+    folder: Annotated[str, typer.Argument(help="Operation folder written by tsodso operate.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Settle an operation's realised periods: each actor's statement (TSO, each DSO, each
+    aggregator, consumers, generators) with its line items, $ (+ received), the DSOs'
+    network charge recovering their residual cost, the imbalance (the sum over all actors:
+    zero to the cent) and each aggregator's metered energy against its day-ahead
+    baseline."""
+    from tsodso.operations import settle_operation
+
+    books = _guard(lambda: settle_operation(folder))
+    if json_out:
+        _emit_json(books.to_json())
+        return
+    table = Table("actor", "line item", Column("$", justify="right"),
+                  title=f"settlement of {folder} "
+                  f"({books.periods} period(s){'' if books.complete else ', incomplete'})",
+                  box=box.SIMPLE_HEAD)
+    for actor, lines in books.actors.items():
+        for i, (line, amount) in enumerate(lines.items()):
+            table.add_row(actor if i == 0 else "", line, f"{amount:,.2f}")
+        table.add_row("", "[bold]total[/bold]", f"[bold]{books.total(actor):,.2f}[/bold]")
+    console.print(table)
+    console.print(f"imbalance (sum over all actors): {round(books.imbalance, 2) + 0.0:,.2f} $")
+    if len(books.deliveries):
+        deliveries = Table("aggregator", "day", "metered MWh", "baseline MWh",
+                           "deviation MWh", title="delivery against day-ahead baselines",
+                           box=box.SIMPLE_HEAD)
+        for r in books.deliveries.itertuples(index=False):
+            deliveries.add_row(r.aggregator, str(r.day), f"{r.metered_mwh:,.3f}",
+                               f"{r.baseline_mwh:,.3f}", f"{r.deviation_mwh:+,.3f}")
+        console.print(deliveries)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from tsodso.actors import (
     CurtailmentRequest,
     DerSchedule,
     FaultNotice,
+    GridState,
     InterfacePrice,
     InterfaceSchedule,
     Message,
@@ -51,6 +52,7 @@ def every_kind() -> list[Message]:
         Acknowledgement(up, accepted=False, reason="line 5 would overload"),
         CurtailmentRequest(down, ders, np.abs(AWKWARD)),
         FaultNotice(down, "feeder_line", "case33bw@9:12", "tripped by protection"),
+        GridState(up, "case33bw@9", "alert", "tie 33 closed"),
         SettlementStatement(down, agg, (("energy", 1234.5), ("imbalance", -0.1 - 0.2))),
     ]
 

@@ -92,7 +92,7 @@ def test_batch_is_atomic(monkeypatch, messages):
             return out, rows
 
         monkeypatch.setattr(MessageLog, "_rows", broken)
-        with pytest.raises(TsodsoError, match="batch of 10 message.s. was not logged"):
+        with pytest.raises(TsodsoError, match="batch of 11 message.s. was not logged"):
             log.append(messages[2:], "s")
         assert log.count() == 2
         monkeypatch.undo()
@@ -133,7 +133,7 @@ def test_query_filters(messages):
         assert set(log.frame(sender="dso:f2").kind) == {"interface_schedule"}
         assert len(log.frame(sender=Party.dso("f2"))) == 2
         assert len(log.frame(recipient="tso", scheme="b")) == 2
-        assert len(log.frame(recipient=Party.tso(), scheme="a")) == 6
+        assert len(log.frame(recipient=Party.tso(), scheme="a")) == 7
         assert len(log.frame(scheme="nope")) == 0
         assert list(log.frame(scheme="nope").columns) == [c for c in COLUMNS if c != "payload"]
         got = log.messages(kind="interface_schedule", scheme="a")

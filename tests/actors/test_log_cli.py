@@ -29,7 +29,7 @@ def test_table(run_dir):
     result = runner.invoke(app, ["log", str(run_dir)])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "14 message(s)" in out and "r1-0000001" in out and "r1-0000014" in out
+    assert "15 message(s)" in out and "r1-0000001" in out and "r1-0000015" in out
     for kind in MESSAGE_TYPES:
         assert kind in out
     assert "aggregator:agg1" in out and "dso:case33bw@9" in out
@@ -41,7 +41,7 @@ def test_json_and_filters(run_dir):
     result = runner.invoke(app, ["log", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert len(data["messages"]) == 14
+    assert len(data["messages"]) == 15
     assert data["summary"]["offer"]["count"] == 2
     assert sum(s["bytes"] for s in data["summary"].values()) == sum(
         m["bytes"] for m in data["messages"])
@@ -51,13 +51,13 @@ def test_json_and_filters(run_dir):
     result = runner.invoke(app, ["log", str(run_dir / LOG_FILE_NAME), "--kind", "offer",
                                  "--scheme", "common", "--json"])
     data = json.loads(result.stdout)
-    assert [m["id"] for m in data["messages"]] == ["r1-0000014"]
+    assert [m["id"] for m in data["messages"]] == ["r1-0000015"]
     assert data["summary"] == {"offer": {"count": 1, "bytes": data["messages"][0]["bytes"]}}
     result = runner.invoke(app, ["log", str(run_dir), "--sender", "dso:case33bw@9",
                                  "--recipient", "tso", "--json"])
     data = json.loads(result.stdout)
     assert {m["sender"] for m in data["messages"]} == {"dso:case33bw@9"}
-    assert len(data["messages"]) == 4
+    assert len(data["messages"]) == 5
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -25,6 +25,7 @@ from tsodso.actors.messages import (
     DerSchedule,
     Envelope,
     FaultNotice,
+    GridState,
     InterfacePrice,
     InterfaceSchedule,
     Message,
@@ -56,7 +57,8 @@ __all__ = [
     "Aggregator", "Dso", "Tso",
     "LOG_FILE_NAME", "MESSAGE_CLASSES", "MESSAGE_TYPES", "Acknowledgement", "Activation",
     "AvailabilitySchedule", "CurtailmentRequest", "DerSchedule", "Envelope", "FaultNotice",
-    "InterfacePrice", "InterfaceSchedule", "Message", "MessageBus", "MessageLog", "Offer",
-    "Party", "PrequalificationLimits", "Price", "ScheduleChangeNotice", "SettlementStatement",
+    "GridState", "InterfacePrice", "InterfaceSchedule", "Message", "MessageBus", "MessageLog",
+    "Offer", "Party", "PrequalificationLimits", "Price", "ScheduleChangeNotice",
+    "SettlementStatement",
     "from_json", "message_type", "new_envelope", "size_bytes", "to_json",
 ]

@@ -74,6 +74,9 @@ class Dso:
         # and the last target it answered (MW per period, penalty $/MW^2h)
         self._consensus: dict[str, tuple[DsoOpf, float, bool]] = {}
         self._last_target: dict[str, tuple[np.ndarray, float]] = {}
+        #: feeders run at a schedule the DSO never received (:meth:`run_unmanaged`):
+        #: their model has the limits lifted
+        self.unmanaged: set[str] = set()
 
     @classmethod
     def of(cls, system: System, feeder_ids: list[str], name: str | None = None) -> Dso:
@@ -240,6 +243,62 @@ class Dso:
             # priced at the value of lost load and reported, rather than fail
             op.soften_storage_target()
             return op.solve()
+
+    def run_unmanaged(self, feeder_id: str, der_schedule: pd.DataFrame, price: np.ndarray
+                      ) -> DsoResult:
+        """The feeder when its DERs run at a market schedule (periods x der_id, MW) that
+        the DSO never received: it cannot correct what it does not know, so nothing is
+        curtailed or shed. The feeder's model holds every DER at the schedule with its
+        voltage limits and ratings lifted (0.5-1.5 pu, unrated), which leaves the physics:
+        the flows, losses and import the schedule causes, priced against ``price`` ($/MWh
+        per period) at the interface. The AC power flow of the result shows the
+        violations that follow."""
+        system = copy.copy(self.system)
+        system.feeders = system.feeders.assign(v_min_pu=0.5, v_max_pu=1.5,
+                                               substation_mva=np.inf)
+        system.feeder_buses = system.feeder_buses.assign(v_min_pu=np.nan, v_max_pu=np.nan)
+        system.feeder_lines = system.feeder_lines.assign(rating_mva=np.inf)
+        control = der_control(system, distribution_market=False).of(system, feeder_id)
+        op = DsoOpf(system, feeder_id, DsoOptions(allow_shed=False, ac_check=False),
+                    Boundary(price=price), control=control)
+        sched = der_schedule.reindex(columns=op.ders.der_id).to_numpy()[: op.T]
+        if np.isnan(sched).any():
+            raise TsodsoError(f"DSO {self.name}: the DER schedule of feeder {feeder_id} "
+                              "misses DERs of the feeder")
+        m = op.model
+
+        def hold(var: Any, values: np.ndarray) -> None:
+            """Hold ``var`` at ``values`` as far as the unit can (its own power limits,
+            e.g. a vehicle that is not plugged in)."""
+            lo, hi = m.bounds(var)
+            held = np.clip(values.ravel(), lo, hi)
+            m.set_bounds(var, lb=held, ub=held)
+
+        if len(op.g_idx):
+            hold(op.pg, sched[:, op.g_idx])
+            if len(op.spill_pos):
+                m.set_bounds(op.spill, ub=np.zeros(len(op.spill)))
+        for var, values in ((op.ch, -sched[:, op.s_idx]), (op.dis, sched[:, op.s_idx])):
+            if len(var):
+                hold(var, np.maximum(values, 0.0))
+        if len(op.evc):
+            # a vehicle charges as scheduled until it is full: up to the schedule, as much
+            # as it can (the incentive only orders the solve; costs are reported from the
+            # dispatch)
+            lo, hi = m.bounds(op.evc)
+            m.set_bounds(op.evc, lb=np.zeros(len(op.evc)),
+                         ub=np.clip(np.maximum(-sched[:, op.v_idx], 0.0).ravel(), lo, hi))
+            m.set_cost(op.evc, np.full(len(op.evc),
+                                         -self.system.rules.value_of_lost_load * op.dt))
+        if op.evd is not None and len(op.evd):
+            hold(op.evd, np.maximum(sched[:, op.v_idx], 0.0))
+        # the energy the units hold is their aggregators' business (the market scheduled
+        # it); the feeder's physics only sees their power
+        if len(op.e):
+            m.set_bounds(op.e, lb=np.full(len(op.e), -np.inf), ub=np.full(len(op.e), np.inf))
+        self._models[feeder_id] = op
+        self.unmanaged.add(feeder_id)
+        return op.solve()
 
     def price_response(self, feeder_id: str, price: np.ndarray, levels: tuple[float, ...]
                        ) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:

@@ -671,10 +671,44 @@ class SettlementStatement(Message):
         return math.fsum(amount for _, amount in self.lines)
 
 
+#: The operating states of a feeder a :class:`GridState` reports, from best to worst.
+GRID_STATES: tuple[str, ...] = ("normal", "alert", "emergency")
+
+
+@dataclass(frozen=True, eq=False)
+class GridState(Message):
+    """The operating state of a feeder over the envelope's periods (DSO to TSO).
+
+    Attributes
+    ----------
+    feeder_id : str
+        The feeder.
+    state : {"normal", "alert", "emergency"}
+        ``"normal"``: every load served, normal configuration, within limits with margin;
+        ``"alert"``: every load served, but near a limit or in an abnormal configuration
+        (a tie switch closed, a line open, a section islanded); ``"emergency"``: some load
+        is not served. The sender says how it judged it in ``reason``.
+    reason : str
+        Why the feeder is in that state.
+    """
+
+    KIND: ClassVar[str] = "grid_state"
+    feeder_id: str
+    state: Literal["normal", "alert", "emergency"]
+    reason: str
+
+    def _validate(self) -> None:
+        self._string("feeder_id")
+        if self.state not in GRID_STATES:
+            raise TsodsoError(f"{self._where('state')}: must be one of "
+                              f"{', '.join(GRID_STATES)}, got {self.state!r}")
+        self._string("reason", nonempty=False)
+
+
 MESSAGE_CLASSES: tuple[type[Message], ...] = (
     AvailabilitySchedule, Offer, PrequalificationLimits, InterfacePrice, InterfaceSchedule,
     DerSchedule, ScheduleChangeNotice, Activation, Acknowledgement, CurtailmentRequest,
-    FaultNotice, SettlementStatement)
+    FaultNotice, SettlementStatement, GridState)
 MESSAGE_TYPES: dict[str, type[Message]] = {cls.KIND: cls for cls in MESSAGE_CLASSES}
 
 ENVELOPE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Envelope))
@@ -768,9 +802,10 @@ def size_bytes(msg: Message) -> int:
 
 
 __all__ = [
-    "ENVELOPE_FIELDS", "MESSAGE_CLASSES", "MESSAGE_TYPES", "ROLES", "Acknowledgement",
-    "Activation", "AvailabilitySchedule", "CurtailmentRequest", "DerSchedule", "Envelope",
-    "FaultNotice", "InterfacePrice", "InterfaceSchedule", "Message", "Offer", "Party", "Price",
-    "PrequalificationLimits", "Role", "ScheduleChangeNotice", "SettlementStatement",
+    "ENVELOPE_FIELDS", "GRID_STATES", "MESSAGE_CLASSES", "MESSAGE_TYPES", "ROLES",
+    "Acknowledgement", "Activation", "AvailabilitySchedule", "CurtailmentRequest",
+    "DerSchedule", "Envelope", "FaultNotice", "GridState", "InterfacePrice",
+    "InterfaceSchedule", "Message", "Offer", "Party", "Price", "PrequalificationLimits", "Role",
+    "ScheduleChangeNotice", "SettlementStatement",
     "from_json", "message_type", "payload_json", "size_bytes", "to_json",
 ]

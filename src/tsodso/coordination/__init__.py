@@ -92,6 +92,7 @@ OPTION_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "levels": _levels,
     "tighten": require_bool,
     "storage_redispatch": require_bool,
+    "der_schedules_to_dso": require_bool,
     "keep_solvers": _keep_solvers,
     "executor": _executor,
     "margin": _margin,
@@ -107,14 +108,15 @@ VISIBILITY: dict[str, dict[str, Any]] = {
                     "load at their interface bus",
         "dso_sees": "its feeders; the DER schedules and interface LMP the TSO sends",
         "messages": ["availability_schedule", "der_schedule", "interface_price",
-                     "curtailment_request", "interface_schedule", "settlement_statement"],
+                     "curtailment_request", "schedule_change_notice", "interface_schedule",
+                     "settlement_statement"],
     },
     "centralized": {
         "tso_sees": "offers capped by the DSO-prequalified limits; feeders as fixed net load",
         "dso_sees": "its feeders; the DER schedules and interface LMP the TSO sends",
         "messages": ["prequalification_limits", "availability_schedule", "der_schedule",
-                     "interface_price", "curtailment_request", "interface_schedule",
-                     "settlement_statement"],
+                     "interface_price", "curtailment_request", "schedule_change_notice",
+                     "interface_schedule", "settlement_statement"],
     },
     "local": {
         "tso_sees": "aggregated interface bid curves (offers at the interface bus) and "

@@ -81,10 +81,15 @@ class Outcome:
     #: settlement statements: party -> line item -> $ over the horizon, positive when the
     #: party receives money (see :mod:`tsodso.coordination.settlement`); they sum to zero
     statements: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the same statements per period: one row per period, one column per (party, line), $
+    statements_by_period: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: DERs a market's rules kept out: ``der_id``, ``aggregator_id``, ``kind``,
     #: ``feeder_id``, ``capacity_mw``, ``market`` ("tso" or "dso"), ``reason``,
     #: ``price_taker`` (no market admits it), one row per DER and market
     kept_out: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: what an AC power flow finds in the dispatch the feeders delivered (after any DSO
+    #: correction; ``violations`` is of the market's schedule before it), same columns
+    delivered_violations: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: the voltage tools the DSOs had (:func:`dso_tools`): tap changers, capacitor banks,
     #: inverter reactive power and how it is paid
     dso_tools: dict[str, Any] = field(default_factory=dict)
@@ -234,23 +239,11 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     # costs
     tso_cost = float(tso_result.objective)
     dso_costs = {f: der_costs(system, results[f]) for f in fids}
-    # violations of what the market scheduled
-    frames = []
-    voltages = {}
-    for f in fids:
-        dispatched = (market_dispatch or results)[f]
-        flow = dispatch_power_flow(ops[f], dispatched)
-        voltages[f] = flow.vm_pu
-        viol = flow.violations()
-        excess = (viol.value - viol.limit).abs()
-        # ignore solver-tolerance excesses: 1e-4 pu of voltage, 0.1 % of a rating; keep
-        # the rows of periods whose power flow did not converge (value and limit NaN)
-        keep = np.where(viol.element == "bus", excess > 1e-4, excess > 0.1)
-        viol = viol[keep | (viol.kind == "not_converged").to_numpy()]
-        viol.insert(0, "feeder_id", f)
-        frames.append(viol)
-    violations = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["feeder_id", "period", "element", "element_id", "kind", "value", "limit"])
+    # violations of what the market scheduled, and of what the feeders delivered
+    voltages: dict[str, pd.DataFrame] = {}
+    violations = _ac_violations(ops, market_dispatch or results, voltages)
+    delivered = (violations if market_dispatch is None
+                 else _ac_violations(ops, {f: results[f] for f in fids}))
     # Energy
     g = system.grid
     lmp = tso_result.lmp
@@ -269,7 +262,7 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
     curtailed = 0.0
     feeder_load: dict[str, tuple[np.ndarray, int]] = {}
     feeder_q_load: dict[str, np.ndarray] = {}
-    line_rents: dict[str, float] = {}
+    line_rents: dict[str, np.ndarray] = {}
     for f in fids:
         r, op = results[f], ops[f]
         dl = r.dlmp_p.to_numpy()
@@ -287,8 +280,8 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         parent = pos.get_indexer(tr.bus_ids[tr.parent[1:]])
         p_line = r.flow_p_mw[tr.line_ids[1:]].to_numpy()
         # line flows priced at both ends, with the model's own line losses (gap included)
-        line_rents[f] = float(((p_line - _line_losses(op, r)) * dl[:, child]
-                               - p_line * dl[:, parent]).sum() * dt)
+        line_rents[f] = ((p_line - _line_losses(op, r)) * dl[:, child]
+                         - p_line * dl[:, parent]).sum(axis=1) * dt
         rows = der_rows.get(f, np.zeros(0, dtype=int))
         ren = rows[renewable[rows]]
         ids = system.ders.der_id.to_numpy()[ren]
@@ -308,6 +301,10 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
              "distribution": float(sum(v for b in dso_lines for k, v in b.items()
                                        if k != "interface rent")),
              "interface": float(sum(b.get("interface rent", 0.0) for b in dso_lines))}
+    if market_dispatch is not None and len(delivered):
+        notes = [*(notes or []), f"the delivered dispatch still violates distribution limits "
+                 f"{len(delivered)} time(s) (feeder-period-element; see "
+                 "delivered_violations)"]
     shortfalls = _outcome_shortfalls(tso_result, results, violations,
                                      checked_final=market_dispatch is None)
     if status == "optimal":
@@ -323,10 +320,12 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
                              **{f"q:{k}": v for k, v in results[f].dlmp_q_components.items()}}
                          for f in fids},
         interface_schedules=imports,
-        violations=violations, curtailed_mwh=curtailed, messages=ex.summary(),
+        violations=violations, delivered_violations=delivered, curtailed_mwh=curtailed,
+        messages=ex.summary(),
         iterations=iterations, wall_s=time.perf_counter() - started, energy=energy,
         residuals=residuals if residuals is not None else pd.DataFrame(),
         notes=list(notes or []), lmp=lmp, voltages=voltages, statements=book,
+        statements_by_period=statements.period_frame(lmp.index),
         kept_out=admission.kept_out(system,
                                     distribution_market=scheme not in TSO_PRICE_SCHEMES),
         dso_tools=dso_tools(system, distribution_market=scheme not in TSO_PRICE_SCHEMES),
@@ -335,6 +334,28 @@ def settle(scheme: str, system: System, ops: Mapping[str, DsoOpf | FeederInputs 
         der_reactive=(pd.concat([results[f].der_q_mvar for f in fids], axis=1)
                       if fids else pd.DataFrame()),
     )
+
+
+def _ac_violations(ops: Mapping[str, DsoOpf | FeederInputs],
+                   dispatch: Mapping[str, DsoResult],
+                   voltages: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """What an AC power flow of each feeder's ``dispatch`` finds beyond 1e-4 pu of a
+    voltage limit or 0.1 % of a rating (smaller excesses are solver tolerance), with the
+    rows of periods whose power flow did not converge; ``voltages`` receives the voltage
+    magnitudes per feeder."""
+    frames = []
+    for f in ops:
+        flow = dispatch_power_flow(ops[f], dispatch[f])
+        if voltages is not None:
+            voltages[f] = flow.vm_pu
+        viol = flow.violations()
+        excess = (viol.value - viol.limit).abs()
+        keep = np.where(viol.element == "bus", excess > 1e-4, excess > 0.1)
+        viol = viol[keep | (viol.kind == "not_converged").to_numpy()]
+        viol.insert(0, "feeder_id", f)
+        frames.append(viol)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["feeder_id", "period", "element", "element_id", "kind", "value", "limit"])
 
 
 def dso_tools(system: System, distribution_market: bool) -> dict[str, Any]:
@@ -387,9 +408,11 @@ def _repriced(result: DsoResult, lmp: np.ndarray, sens_p: pd.DataFrame,
 def _feeder_data(system: System, feeder_id: str, held: DsoOpf | FeederInputs | Dso
                  ) -> DsoOpf | FeederInputs:
     """What the settlement reads of a feeder (its data, not its solver): the model a DSO
-    party operated it with, else the feeder's inputs."""
+    party operated it with, else (or where the model had the limits lifted) the feeder's
+    inputs."""
     if isinstance(held, Dso):
-        return held.model(feeder_id) or FeederInputs.of(held.system, feeder_id)
+        model = None if feeder_id in held.unmanaged else held.model(feeder_id)
+        return model or FeederInputs.of(held.system, feeder_id)
     return held
 
 

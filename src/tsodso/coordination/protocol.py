@@ -34,7 +34,11 @@ from tsodso.actors import (
     new_envelope,
 )
 from tsodso.actors.aggregator import Aggregator
-from tsodso.actors.messages import CurtailmentRequest, SettlementStatement
+from tsodso.actors.messages import (
+    CurtailmentRequest,
+    ScheduleChangeNotice,
+    SettlementStatement,
+)
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
 from tsodso.rules import MarketRules
@@ -194,6 +198,15 @@ class Exchange:
                                            der_ids=tuple(map(str, ids)),
                                            p_max_mw=result_p[ids].to_numpy()))
         return self.deliver(msgs)
+
+    def schedule_change(self, feeder_id: str, old_p: pd.DataFrame, new_p: pd.DataFrame,
+                        reason: str) -> None:
+        """DSO -> TSO: the DSO changed the market's DER schedules on its feeder (periods x
+        der_id, MW, + = injection, before and after), and why."""
+        ids = list(map(str, old_p.columns))
+        self.post([ScheduleChangeNotice(self._env(self.dso(feeder_id), TSO),
+                                        der_ids=tuple(ids), old_p_mw=old_p.to_numpy(),
+                                        new_p_mw=new_p[ids].to_numpy(), reason=reason)])
 
     def interface_offers(self, feeder_id: str, bus_id: int,
                          steps: list[tuple[str, float, np.ndarray, np.ndarray]]

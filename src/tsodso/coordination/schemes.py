@@ -59,43 +59,69 @@ def _market_view(system: System, ex: Exchange, aggregators: list[Aggregator]) ->
 
 # ----------------------------------------------------------------------- tso_only
 def run_tso_only(system: System, storage_redispatch: bool = False,
+                 der_schedules_to_dso: bool = True,
                  bus: MessageBus | None = None) -> Outcome:
     """DERs bid through aggregators into the TSO market; DSOs are not consulted. Afterwards
     each DSO checks the schedules with AC power flow and corrects its feeder as the
     initial phase allows: it curtails DERs (storage included) below their schedule or sheds
     load, never moving storage to other periods (``storage_redispatch=True``: it may, as a
-    DSO operating the storage itself)."""
+    DSO operating the storage itself), and tells the TSO what it changed.
+
+    ``der_schedules_to_dso=False`` drops the TSO's schedule message: the DSOs never learn
+    the DERs' schedules, cannot correct them, and the feeders run as the market scheduled
+    (:meth:`Dso.run_unmanaged`; the outcome's ``delivered_violations`` shows what
+    follows)."""
     return _tso_then_dsos("tso_only", system, bus=bus,
-                          storage_redispatch=storage_redispatch)
+                          storage_redispatch=storage_redispatch,
+                          der_schedules_to_dso=der_schedules_to_dso)
 
 
 def _tso_then_dsos(scheme: str, system: System, bus: MessageBus | None = None,
                    ex: Exchange | None = None, started: float | None = None,
-                   storage_redispatch: bool = False) -> Outcome:
+                   storage_redispatch: bool = False,
+                   der_schedules_to_dso: bool = True) -> Outcome:
     """The TSO market clears the aggregators' offers; each DSO receives its DERs' schedule
-    and the interface price, corrects its feeder (:meth:`Dso.correct`) and asks
-    aggregators to curtail."""
+    and the interface price, corrects its feeder (:meth:`Dso.correct`), asks aggregators
+    to curtail and notifies the TSO of the changed schedules. Without the schedule message
+    (``der_schedules_to_dso=False``) the DSOs cannot correct anything."""
     started = time.perf_counter() if started is None else started
     ex = ex or Exchange(system, scheme, bus)
     aggregators = {Party.aggregator(a.name): a for a in aggregators_of(system)}
     view = _market_view(system, ex, list(aggregators.values()))
     tso = TsoMarket(system, TsoOptions(), view=view).solve()
-    schedule = ex.der_schedules(system, tso.der_dispatch)
+    # the DERs follow the market's schedule (their aggregators received it); the DSOs
+    # know it only from the TSO's message
+    schedule = (ex.der_schedules(system, tso.der_dispatch) if der_schedules_to_dso
+                else tso.der_dispatch)
     lmp = ex.interface_prices(Tso.of(system).interface_prices(tso.lmp))
     dsos = dsos_of(system)
     agg = system.ders.set_index("der_id").aggregator_id
     market, final = {}, {}
+    notes = [] if der_schedules_to_dso else [
+        "the TSO's DER schedule message was dropped: the DSOs could not correct the "
+        "schedules (see delivered_violations)"]
     for f in system.feeder_ids:
         ids = list(system.ders.der_id[system.ders.feeder_id == f])
+        if not der_schedules_to_dso:
+            res = dsos[f].run_unmanaged(f, schedule, lmp[f])
+            market[f] = final[f] = res
+            continue
         res = dsos[f].correct(f, schedule, lmp[f], storage_redispatch=storage_redispatch)
         market[f] = _as_scheduled(res, schedule[ids])
         final[f] = res
-        if res.shed_mw.to_numpy().sum() > 1e-6 or _curtailed(res, schedule) > 1e-6:
+        shed = float(res.shed_mw.to_numpy().sum() * system.profiles.period_hours)
+        cut = _curtailed(res, schedule) * system.profiles.period_hours
+        if shed > 1e-6 or cut > 1e-6:
             for party, box in ex.curtailment(f, res.der_p_mw, agg).items():
                 if party in aggregators:
                     aggregators[party].receive(box)
+            T = len(res.der_p_mw)
+            ex.schedule_change(f, schedule[ids].iloc[:T], res.der_p_mw,
+                               reason=f"kept feeder {f} within its voltage and thermal "
+                                      f"limits: {cut:.3f} MWh of DER schedules curtailed, "
+                                      f"{shed:.3f} MWh of load shed")
     return settle(scheme, system, dsos, final, ex, started, market_dispatch=market,
-                  priced_at_lmp=system.feeder_ids)
+                  priced_at_lmp=system.feeder_ids, notes=notes)
 
 
 def _curtailed(res: DsoResult, schedule: pd.DataFrame) -> float:
@@ -124,11 +150,12 @@ def prequalify(system: System, feeder_id: str, margin: float = 0.9
 
 
 def run_centralized(system: System, margin: float = 0.9, forecast: System | None = None,
-                    storage_redispatch: bool = False,
+                    storage_redispatch: bool = False, der_schedules_to_dso: bool = True,
                     bus: MessageBus | None = None) -> Outcome:
     """The TSO clears DER bids within limits the DSOs prequalified; DSOs then check and
     correct as in ``tso_only`` (curtailment and shedding only, unless
-    ``storage_redispatch``).
+    ``storage_redispatch``; nothing when ``der_schedules_to_dso=False`` drops the TSO's
+    schedule message).
 
     ``margin`` derates feeder line ratings in the prequalification (see :func:`prequalify`).
     ``forecast`` is what the DSOs prequalify on, ahead of the market (default: the system
@@ -148,7 +175,8 @@ def run_centralized(system: System, margin: float = 0.9, forecast: System | None
     # the caps only shape the market's offers; the DSOs correct and the settlement runs
     # on the capped DER data (same network, loads and costs)
     return _tso_then_dsos("centralized", capped, ex=ex, started=started,
-                          storage_redispatch=storage_redispatch)
+                          storage_redispatch=storage_redispatch,
+                          der_schedules_to_dso=der_schedules_to_dso)
 
 
 def _apply_limits(system: System, upper: pd.DataFrame, lower: pd.DataFrame) -> None:

@@ -68,13 +68,22 @@ TSO_PRICE_SCHEMES = ("tso_only", "centralized")
 
 @dataclass
 class Statements:
-    """Settlement statements by party (see the module docstring), $ over the horizon."""
+    """Settlement statements by party (see the module docstring): ``lines`` holds $ over
+    the horizon, ``per_period`` the same amounts per period (party -> line -> array of
+    ``$`` per period), where the amounts were given per period."""
 
     lines: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_period: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def add(self, party: str, line: str, value: float) -> None:
-        """Add ``value`` $ to ``party``'s ``line`` (positive: received)."""
+    def add(self, party: str, line: str, value: float | np.ndarray) -> None:
+        """Add ``value`` to ``party``'s ``line``: $ (positive: received), or an array of $
+        per period (kept per period, and summed into the line)."""
         book = self.lines.setdefault(party, {})
+        if isinstance(value, np.ndarray):
+            periods = self.per_period.setdefault(party, {})
+            held = periods.get(line)
+            periods[line] = value.astype(float) if held is None else held + value
+            value = float(value.sum())
         book[line] = book.get(line, 0.0) + float(value)
 
     def total(self, party: str) -> float:
@@ -91,12 +100,20 @@ class Statements:
                 for p, book in self.lines.items() for k, v in book.items()]
         return pd.DataFrame(rows, columns=["party", "line", "amount"])
 
+    def period_frame(self, index: pd.Index | None = None) -> pd.DataFrame:
+        """The per-period amounts as a frame: one row per period (``index``, default
+        0, 1, ...), one column per ``(party, line)``, $ (+ received)."""
+        cols = {(p, k): v for p, book in self.per_period.items() for k, v in book.items()}
+        frame = pd.DataFrame(cols)
+        frame.columns = pd.MultiIndex.from_tuples(list(cols), names=["party", "line"])
+        return frame if index is None else frame.set_axis(index[:len(frame)])
+
 
 def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
                  feeder_load: Mapping[str, tuple[np.ndarray, int]],
                  tso: TsoResult, transmission_load: pd.DataFrame,
                  market_dispatch: Mapping[str, DsoResult] | None = None,
-                 line_rents: Mapping[str, float] | None = None,
+                 line_rents: Mapping[str, np.ndarray] | None = None,
                  feeder_q_load: Mapping[str, np.ndarray] | None = None) -> Statements:
     """The statements of one settled operation.
 
@@ -116,7 +133,7 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
         basis of curtailment compensation).
     line_rents
         Each feeder's distribution rent (line flows at the DLMPs of both ends, losses
-        included), $, where a distribution market exists.
+        included), $ per period, where a distribution market exists.
     feeder_q_load
         Each feeder's reactive load per period and bus (``(T x n)`` MVAr, columns as in
         ``feeder_load``), for the reactive settlement.
@@ -127,15 +144,15 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
     # transmission
     served = transmission_load - tso.shed + tso.spill
     out.add("consumers:transmission", "energy at the LMP",
-            -float((served.to_numpy() * lmp.to_numpy()).sum() * dt))
+            -(served.to_numpy() * lmp.to_numpy()).sum(axis=1) * dt)
     gen_bus = system.grid.generators.set_index("gen_id").bus_id.reindex(tso.dispatch.columns)
     out.add("generators", "energy at the LMP",
-            float((tso.dispatch.to_numpy() * lmp[gen_bus.to_numpy()].to_numpy()).sum() * dt))
+            (tso.dispatch.to_numpy() * lmp[gen_bus.to_numpy()].to_numpy()).sum(axis=1) * dt)
     net = build_dc_network(system.grid)
     f_lmp = lmp[net.bus_ids[net.from_pos]].to_numpy()
     t_lmp = lmp[net.bus_ids[net.to_pos]].to_numpy()
     out.add("tso", "congestion rent",
-            float((tso.flows.to_numpy() * (t_lmp - f_lmp)).sum() * dt))
+            (tso.flows.to_numpy() * (t_lmp - f_lmp)).sum(axis=1) * dt)
     # distribution
     tso_price = scheme in TSO_PRICE_SCHEMES
     dso_of = system.dso_of()
@@ -160,7 +177,7 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
         dl = r.dlmp_p.to_numpy()
         iface = lmp[int(interface[f])].to_numpy()
         price = dl if not tso_price else np.repeat(iface[:, None], dl.shape[1], axis=1)
-        out.add(consumers, "energy", -float((served_f * price).sum() * dt))
+        out.add(consumers, "energy", -(served_f * price).sum(axis=1) * dt)
         d = ders.loc[r.der_p_mw.columns]
         cols = r.dlmp_p.columns.get_indexer(d.bus_id.to_numpy())
         der_p = r.der_p_mw.to_numpy()
@@ -172,34 +189,30 @@ def settle_money(scheme: str, system: System, results: Mapping[str, DsoResult],
             der_price = np.where(is_zonal[None, :], zprice[:, None], iface[:, None])
             # the market operator keeps what a zonal price differs from the nodal one
             out.add("tso", "zonal settlement difference",
-                    float((der_p * (iface[:, None] - der_price)).sum() * dt))
+                    (der_p * (iface[:, None] - der_price)).sum(axis=1) * dt)
         else:
             der_price = dl[:, cols]
-        revenue = (der_p * der_price).sum(axis=0) * dt
-        for a, v in zip(d.aggregator_id, revenue, strict=True):
-            out.add(f"aggregator:{a or '(none)'}", "energy", float(v))
+        _by_aggregator(out, d, der_p * der_price * dt, "energy")
         if tso_price:
             # the DSO buys the feeder's losses at the interface price: what the import
             # carries beyond the served load less the DERs' output
             imp = r.interface_p_mw.to_numpy()
             losses = imp - served_f.sum(axis=1) + der_p.sum(axis=1)
-            out.add(dso, "network losses", -float((losses * iface).sum() * dt))
+            out.add(dso, "network losses", -(losses * iface) * dt)
             sched = (market_dispatch or {}).get(f)
             if sched is not None and rules.curtailment_compensation == "lost_margin":
                 planned = sched.der_p_mw.reindex(columns=r.der_p_mw.columns).to_numpy()
                 cut = np.clip(planned - der_p, 0.0, None) * (planned > 0)
                 margin = np.clip(der_price - d.cost_per_mwh.to_numpy()[None, :], 0.0, None)
-                paid = (cut * margin).sum(axis=0) * dt
-                for a, v in zip(d.aggregator_id, paid, strict=True):
-                    if v:
-                        out.add(f"aggregator:{a or '(none)'}", "curtailment compensation",
-                                float(v))
-                out.add(dso, "curtailment compensation", -float(paid.sum()))
+                paid = cut * margin * dt
+                _by_aggregator(out, d, paid, "curtailment compensation", skip_zero=True)
+                out.add(dso, "curtailment compensation", -paid.sum(axis=1))
         else:
-            out.add(dso, "distribution rent", float((line_rents or {}).get(f, 0.0)))
+            out.add(dso, "distribution rent",
+                    np.asarray((line_rents or {}).get(f, np.zeros(len(dl))), dtype=float))
             root = r.dlmp_p.columns.get_loc(int(root_bus))
             p0 = r.interface_p_mw.to_numpy()
-            out.add(dso, "interface rent", float((p0 * (dl[:, root] - iface)).sum() * dt))
+            out.add(dso, "interface rent", p0 * (dl[:, root] - iface) * dt)
             if rules.local.reactive_paid and feeder_q_load is not None:
                 _settle_reactive(out, r, d, cols, feeder_q_load[f], p_load, dso, consumers,
                                  dt)
@@ -214,12 +227,23 @@ def _settle_reactive(out: Statements, r: DsoResult, d: pd.DataFrame, cols: np.nd
     dq = r.dlmp_q.to_numpy()
     shed_q = r.shed_mw.to_numpy() * np.divide(q_load, p_load, out=np.zeros_like(q_load),
                                               where=p_load > 0)
-    consumed = -float(((q_load - shed_q) * dq).sum() * dt)
-    revenue = (r.der_q_mvar.to_numpy() * dq[:, cols]).sum(axis=0) * dt
+    consumed = -((q_load - shed_q) * dq).sum(axis=1) * dt
+    revenue = r.der_q_mvar.to_numpy() * dq[:, cols] * dt
     out.add(consumers, "reactive energy", consumed)
-    for a, v in zip(d.aggregator_id, revenue, strict=True):
-        out.add(f"aggregator:{a or '(none)'}", "reactive power", float(v))
-    out.add(dso, "reactive rent", -consumed - float(revenue.sum()))
+    _by_aggregator(out, d, revenue, "reactive power")
+    out.add(dso, "reactive rent", -consumed - revenue.sum(axis=1))
+
+
+def _by_aggregator(out: Statements, d: pd.DataFrame, amounts: np.ndarray, line: str,
+                   skip_zero: bool = False) -> None:
+    """Add each DER's $ per period (``periods x DERs``, columns in the order of ``d``) to
+    its aggregator's ``line`` (``aggregator:(none)`` for DERs without one)."""
+    for a, cols in pd.Series(range(len(d))).groupby(
+            d.aggregator_id.fillna("").to_numpy(), sort=False):
+        v = amounts[:, cols.to_numpy()].sum(axis=1)
+        if skip_zero and not v.any():
+            continue
+        out.add(f"aggregator:{a or '(none)'}", line, v)
 
 
 __all__ = ["TSO_PRICE_SCHEMES", "Statements", "settle_money"]

@@ -49,6 +49,8 @@ CONFIG_FILE = "operation.json"
 #: Tables each step writes (periods x column): DER output, LMPs at every transmission bus,
 #: interface imports per feeder.
 TABLES = ("der_p_mw", "lmp", "interface_mw")
+#: The settlement table each step writes (long: period, party, line, amount in $).
+STATEMENTS = "statements"
 
 
 @dataclass
@@ -57,8 +59,11 @@ class Operation:
 
     ``realised`` holds the committed real-time periods (index: ``(day, period)``),
     ``day_ahead`` the day-ahead schedules; each maps a table name (:data:`TABLES`) to a
-    frame. ``steps`` has one row per completed step (stage, status, cost of the run,
-    violations in the committed periods, wall time)."""
+    frame, and :data:`STATEMENTS` to the settlement per period (columns ``day``,
+    ``period``, ``party``, ``line``, ``amount`` in $, + received). ``steps`` has one row
+    per completed step (stage, status, cost of the run, AC violations in the committed
+    periods of the market's schedule and of the dispatch the feeders delivered, wall
+    time)."""
 
     folder: Path
     config: dict[str, Any]
@@ -153,7 +158,10 @@ def operate(system: System, scheme: str, out: str | os.PathLike[str],
     system = system.check()
     folder = Path(out)
     config = {"format": FORMAT, "scenario": scenario or system.name, "scheme": scheme,
-              "days": days, "errors": asdict(errors), "options": _plain(options),
+              "days": days, "period_hours": dt, "errors": asdict(errors),
+              "options": _plain(options),
+              "aggregators": {str(d): str(a or "") for d, a in
+                              zip(system.ders.der_id, system.ders.aggregator_id, strict=True)},
               "timeline": [asdict(s) for s in timeline.stages]}
     state = _open(folder, config, system, schedule)
     started = state["next_step"]
@@ -184,18 +192,22 @@ def operate(system: System, scheme: str, out: str | os.PathLike[str],
             tables = _tables(outcome, int(row.first_period))
             for name, frame in tables.items():
                 frame.to_parquet(step_dir / f"{name}.parquet")
+            _statements_table(outcome, int(row.first_period)).to_parquet(
+                step_dir / f"{STATEMENTS}.parquet")
             if commits:
                 done = tables["der_p_mw"].iloc[:commits]
                 for _, p in done.iterrows():
                     energy = energy_after(system, energy, p)
-            v = outcome.violations
+            v, dv = outcome.violations, outcome.delivered_violations
             committed_v = v[v.period < commits] if len(v) else v
+            committed_dv = dv[dv.period < commits] if len(dv) else dv
             summary = {"stage": row.stage, "day": int(row.day), "run": int(row.run),
                        "first_period": int(row.first_period), "periods": int(row.periods),
                        "commits": commits, "status": outcome.status,
                        "run_cost": float(outcome.total_cost),
                        "shed_mwh": float(outcome.shortfalls.shed_mwh),
                        "violations": int(len(committed_v)),
+                       "delivered_violations": int(len(committed_dv)),
                        "messages": int(outcome.messages["count"].sum())
                        if len(outcome.messages) else 0,
                        "wall_s": time.perf_counter() - t0}
@@ -246,6 +258,19 @@ def _tables(outcome: Any, first_period: int) -> dict[str, pd.DataFrame]:
             "interface_mw": iface.set_axis(index[:len(iface)])}
 
 
+def _statements_table(outcome: Any, first_period: int) -> pd.DataFrame:
+    """The run's settlement per period, long: ``period`` (of the day), ``party``, ``line``,
+    ``amount`` ($, positive when the party receives it)."""
+    frame = outcome.statements_by_period
+    if frame.empty:
+        return pd.DataFrame({"period": pd.Series(dtype=int), "party": pd.Series(dtype=str),
+                             "line": pd.Series(dtype=str), "amount": pd.Series(dtype=float)})
+    frame = frame.set_axis(pd.RangeIndex(first_period, first_period + len(frame),
+                                         name="period"))
+    long = frame.stack(["party", "line"], future_stack=True).rename("amount").reset_index()
+    return long[["period", "party", "line", "amount"]]
+
+
 def read_operation(folder: str | os.PathLike[str]) -> Operation:
     """An operation folder's plan, completed steps and tables (day-ahead schedules and the
     realised real-time periods, each committed period once)."""
@@ -258,29 +283,35 @@ def read_operation(folder: str | os.PathLike[str]) -> Operation:
     state_path = folder / STATE_FILE
     state = (json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists()
              else {"next_step": 0, "energy": {}})
-    rows, day_ahead, realised = [], {}, {t: [] for t in TABLES}
+    rows, day_ahead, realised = [], {}, {t: [] for t in (*TABLES, STATEMENTS)}
     first_stage = held["config"]["timeline"][0]["name"]
     for _, row in schedule.iloc[:state["next_step"]].iterrows():
         step_dir = _step_dir(folder, row)
         summary = json.loads((step_dir / "summary.json").read_text(encoding="utf-8"))
         rows.append({"step": int(row.step), **summary})
         frames = {t: pd.read_parquet(step_dir / f"{t}.parquet") for t in TABLES}
-        day = int(row.day)
+        money = pd.read_parquet(step_dir / f"{STATEMENTS}.parquet")
+        money.insert(0, "day", day := int(row.day))
         if row.stage == first_stage:
             for t, f in frames.items():
                 day_ahead.setdefault(t, []).append(f.set_index(
                     pd.MultiIndex.from_product([[day], f.index], names=["day", "period"])))
+            day_ahead.setdefault(STATEMENTS, []).append(money)
         elif summary["commits"]:
             for t, f in frames.items():
                 part = f.iloc[:summary["commits"]]
                 realised[t].append(part.set_index(pd.MultiIndex.from_product(
                     [[day], part.index], names=["day", "period"])))
+            last = int(row.first_period) + int(summary["commits"])
+            realised[STATEMENTS].append(money[money.period < last])
     return Operation(folder=folder, config=held["config"], plan=schedule,
                      steps=pd.DataFrame(rows),
-                     day_ahead={t: pd.concat(v) for t, v in day_ahead.items() if v},
-                     realised={t: pd.concat(v) for t, v in realised.items() if v},
+                     day_ahead={t: pd.concat(v, ignore_index=t == STATEMENTS)
+                                for t, v in day_ahead.items() if v},
+                     realised={t: pd.concat(v, ignore_index=t == STATEMENTS)
+                               for t, v in realised.items() if v},
                      energy_mwh=dict(state.get("energy", {})))
 
 
-__all__ = ["FORMAT", "Operation", "TABLES", "check_days", "energy_after", "initial_energy",
-           "operate", "periods_per_day", "read_operation"]
+__all__ = ["FORMAT", "Operation", "STATEMENTS", "TABLES", "check_days", "energy_after",
+           "initial_energy", "operate", "periods_per_day", "read_operation"]

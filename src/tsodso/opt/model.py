@@ -525,6 +525,12 @@ class Model:
         for backend in self._backends.values():
             backend.cost_changed(block.start, c)
 
+    def bounds(self, block: VarBlock) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the current lower and upper bounds of ``block``."""
+        self._check_block(block, VarBlock)
+        return (self._col_lb.array()[block.slice].copy(),
+                self._col_ub.array()[block.slice].copy())
+
     def set_bounds(
         self,
         block: VarBlock,

@@ -453,7 +453,12 @@ class FeederPowerFlow:
 
     def _result(self, out: dict, failed: np.ndarray, messages: dict[int, str],
                 periods: pd.Index) -> PowerFlowResult:
-        node, line, source = out[_NODE], out[_LINE], out[_SOURCE]
+        node, source = out[_NODE], out[_SOURCE]
+        # a feeder of one bus has no lines (power-grid-model returns no line output then)
+        line = out.get(_LINE)
+        if line is None:
+            empty = np.zeros((len(periods), 0))
+            line = {k: empty for k in ("p_from", "q_from", "p_to", "q_to", "i_from", "i_to")}
         bad = failed[:, None]
         dead = node["energized"] == 0
         vm = np.where(bad | dead, np.nan, node["u_pu"])
