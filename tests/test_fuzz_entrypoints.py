@@ -29,8 +29,8 @@ from tsodso.tso import TsoOptions, clear_tso_market
 
 runner = CliRunner()
 TIGHT = str(Path(__file__).parent / "data" / "scenarios" / "tight_lines.yaml")
-#: Examples per entry point: about 1 minute for the whole suite on CI's 2 cores.
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
+#: Examples per entry point: about 40 s for the whole suite on CI's 2 cores.
+FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow,
                                        HealthCheck.function_scoped_fixture])
 

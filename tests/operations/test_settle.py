@@ -25,10 +25,10 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def system():
-    """default cut to one feeder and six 4-hour periods, with forecast errors."""
+    """default cut to one feeder and four 6-hour periods, with forecast errors."""
     r = yaml.safe_load(scenario_path("default").read_text())
     r["feeders"] = [dict(r["feeders"][0], at=[9])]
-    r["horizon"] = {"periods": 6, "period_hours": 4.0}
+    r["horizon"] = {"periods": 4, "period_hours": 6.0}
     return build_scenario(r)
 
 
@@ -43,7 +43,7 @@ def operations(system, tmp_path_factory):
 def test_every_schemes_books_balance_to_the_cent(operations, scheme):
     op = operations[scheme]
     books = settle_operation(op.folder)
-    assert books.complete and books.periods == 6
+    assert books.complete and books.periods == 4
     assert abs(books.imbalance) < 0.005
     # every settled period balances on its own, not only the sum
     assert np.abs(books.by_period.sum(axis=1).to_numpy()).max() < 0.005
@@ -56,9 +56,9 @@ def test_every_schemes_books_balance_to_the_cent(operations, scheme):
             assert consumers["network charge"] == pytest.approx(own, abs=1e-9)
     # only committed periods: one settlement per realised period, not the runs' tails
     money = op.realised[STATEMENTS]
-    assert sorted(money.period.unique()) == list(range(6))
+    assert sorted(money.period.unique()) == list(range(4))
     # an aggregator's metered energy against its day-ahead baseline, from the tables
-    dt = 4.0
+    dt = 6.0
     d = books.deliveries.iloc[0]
     assert d.metered_mwh == pytest.approx(op.realised["der_p_mw"].to_numpy().sum() * dt)
     assert d.baseline_mwh == pytest.approx(op.day_ahead["der_p_mw"].to_numpy().sum() * dt)
@@ -74,7 +74,7 @@ def test_energy_is_paid_at_the_realised_price(operations, system):
     bus = int(system.feeders.interface_bus.iloc[0])
     der = op.realised["der_p_mw"]
     lmp = op.realised["lmp"][str(bus)]
-    expected = float((der.sum(axis=1) * lmp).sum() * 4.0)
+    expected = float((der.sum(axis=1) * lmp).sum() * 6.0)
     (agg,) = [a for a in books.actors if a.startswith("aggregator:")]
     assert books.actors[agg]["energy"] == pytest.approx(expected, rel=1e-9)
     # day ahead was settled too, on its own schedule and prices: a different figure
@@ -98,9 +98,9 @@ def test_settle_cli(operations, tmp_path):
 
 
 def test_a_partial_operation_settles_what_happened(system, tmp_path):
-    op = operate(system, "common", tmp_path / "part", stop_after=4)
+    op = operate(system, "common", tmp_path / "part", stop_after=3)
     books = settle_operation(op)
-    assert not books.complete and books.periods == 3  # day ahead + 3 real-time steps
+    assert not books.complete and books.periods == 2  # day ahead + 2 real-time steps
     assert abs(books.imbalance) < 0.005
     with pytest.raises(TsodsoError, match="no real-time period"):
         settle_operation(operate(system, "common", tmp_path / "da", stop_after=1))

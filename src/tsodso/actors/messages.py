@@ -484,7 +484,8 @@ class InterfaceSchedule(Message):
 
 @dataclass(frozen=True, eq=False)
 class DerSchedule(Message):
-    """Cleared power of DERs (TSO to DSO after clearing).
+    """Cleared power of DERs: the TSO's schedules to a DSO after clearing, or an
+    aggregator's baseline of its DERs (to the TSO and its DSOs).
 
     Attributes
     ----------

@@ -17,9 +17,11 @@ keys, their types and bounds are::
                     oltc: {v_min, v_max, tap, discrete, tap_cost},
                     capacitors: [{bus, mvar, steps}]}]
                                                  # at most MAX_FEEDERS feeders in all
-    ders:         {<kind>: {share (>= 0), bus_fraction (0 < f <= 1), <kind options>}}
+    ders:         {<kind>: {share (>= 0), bus_fraction (0 < f <= 1),
+                            telemetry_min_mw (>= 0), <kind options>}}
                                                  # ev: v2g (0 .. 1) = discharge power as a
-                                                 # share of the charging power
+                                                 # share of the charging power; units below
+                                                 # telemetry_min_mw have no telemetry
     dso:          {<DSO name>: [feeder id, ...]}  # who operates which feeders; feeders
                                                  # not listed: one DSO per interface bus
     aggregators:  {per_feeder: true | count (>= 1), markets}
@@ -704,10 +706,11 @@ def _der_options(k: MappingReader, kind: str, horizon_hours: float,
                  profiles: list[str]) -> dict[str, Any]:
     """Checked options of one DER kind: share, bus_fraction and the kind's own options."""
     options = dict(DER_DEFAULTS[kind])
-    k.known("share", "bus_fraction", *options)
+    k.known("share", "bus_fraction", "telemetry_min_mw", *options)
     out: dict[str, Any] = {"share": k.number("share", low=0.0),
                            "bus_fraction": k.number("bus_fraction", 0.3, high=1.0,
-                                                    positive=True)}
+                                                    positive=True),
+                           "telemetry_min_mw": k.number("telemetry_min_mw", 0.0, low=0.0)}
     for key, default in options.items():
         if key == "profile":
             out[key] = k.get(key, str, default)
@@ -774,7 +777,10 @@ def _der_rows(kind: str, fid: str, buses: np.ndarray, p: np.ndarray, o: dict[str
               system: System) -> pd.DataFrame:
     ids = [f"{fid}/{kind}{b}" for b in buses]
     frame = pd.DataFrame({"der_id": ids, "kind": kind, "feeder_id": fid, "bus_id": buses,
-                          "p_max_mw": p, "cost_per_mwh": o["cost_per_mwh"]})
+                          "p_max_mw": p, "cost_per_mwh": o["cost_per_mwh"],
+                          # units below the size that must be measured and controllable sit
+                          # behind the meter without telemetry
+                          "telemetry": p >= o["telemetry_min_mw"] - 1e-12})
     if kind in ("pv", "wind"):
         frame["s_max_mva"] = p * o["inverter_oversize"]
         frame["profile"] = o["profile"]

@@ -248,6 +248,9 @@ DERS = TableSchema(
         C("profile", "str", "",
           "availability profile: p_max_mw is scaled by it per period; '' = always available",
           default=""),
+        C("telemetry", "bool", "", "the operators measure the DER in real time and can "
+          "instruct it; false = behind the meter without telemetry: no market can dispatch "
+          "it (a price-taker, part of its bus's net load)", default=True),
     ),
     "Distributed energy resources on feeders.",
 )

@@ -186,8 +186,11 @@ def operate(system: System, scheme: str, out: str | os.PathLike[str],
                     int(row.first_period), int(row.first_period) + int(row.periods)
                 ).with_energy(energy)
             with MessageLog(step_dir / LOG_FILE_NAME, run_id=f"{int(row.step):05d}") as log:
-                outcome = run_scheme(view, scheme, bus=MessageBus(log, scheme=scheme),
-                                     **options)
+                bus = MessageBus(log, scheme=scheme)
+                outcome = run_scheme(view, scheme, bus=bus, **options)
+                if int(row.commits) == 0:  # a plan, not a delivery: the parties' schedules
+                    schedule_exchanges(bus, view, outcome.der_dispatch,
+                                       f"{row.stage}, day {int(row.day)}")
             commits = int(row.commits)
             tables = _tables(outcome, int(row.first_period))
             for name, frame in tables.items():
@@ -218,6 +221,45 @@ def operate(system: System, scheme: str, out: str | os.PathLike[str],
             if on_step is not None:
                 on_step(int(row.step))
     return read_operation(folder)
+
+
+def schedule_exchanges(bus: Any, system: System, schedule: pd.DataFrame, when: str
+                       ) -> list[Any]:
+    """After a planning stage, the schedules the parties exchange (sent on ``bus``):
+
+    * the TSO sends each DSO the final schedules of the DERs in its area (MW per period,
+      injection positive: after any DSO correction, what the DERs are to do);
+    * each aggregator sends the TSO and the DSOs of its DERs its baseline: the same
+      schedules of its own DERs, against which delivery is measured
+      (:mod:`tsodso.operations.settle`).
+
+    ``schedule`` is the stage's DER dispatch (periods x der_id); returns the messages
+    sent."""
+    from tsodso.actors import DerSchedule, Party, new_envelope
+
+    d = system.ders
+    ids = [i for i in d.der_id if i in schedule.columns]
+    d = d.set_index("der_id").loc[ids]
+    dso_of = system.dso_of()
+    T, dt = len(schedule), system.profiles.period_hours
+
+    def message(sender: Party, recipient: Party, der_ids: list[str]) -> Any:
+        env = new_envelope(sender, recipient, periods=T, period_hours=dt, sim_time=when)
+        return DerSchedule(env, der_ids=tuple(der_ids),
+                           p_mw=schedule[der_ids].to_numpy()[:T])
+
+    msgs = []
+    area = d.feeder_id.map(dso_of)
+    for dso in dict.fromkeys(area):
+        msgs.append(message(Party.tso(), Party.dso(dso), list(area.index[area == dso])))
+    owners = d.aggregator_id.fillna("")
+    for agg in dict.fromkeys(owners[owners != ""]):
+        own = owners.index[owners == agg]
+        msgs.append(message(Party.aggregator(agg), Party.tso(), list(own)))
+        for dso in dict.fromkeys(area[own]):
+            msgs.append(message(Party.aggregator(agg), Party.dso(dso),
+                                [i for i in own if area[i] == dso]))
+    return bus.send_all(msgs)
 
 
 def _plain(options: dict[str, Any]) -> dict[str, Any]:
@@ -314,4 +356,5 @@ def read_operation(folder: str | os.PathLike[str]) -> Operation:
 
 
 __all__ = ["FORMAT", "Operation", "STATEMENTS", "TABLES", "check_days", "energy_after",
-           "initial_energy", "operate", "periods_per_day", "read_operation"]
+           "initial_energy", "operate", "periods_per_day", "read_operation",
+           "schedule_exchanges"]

@@ -62,12 +62,25 @@ def _minimum(reason: pd.Series, size: pd.Series, groups: list[pd.Series], minimu
     return reason
 
 
+#: Why a DER without telemetry is in no market.
+NO_TELEMETRY = ("no telemetry (behind the meter): no operator measures or instructs it in "
+                "real time")
+
+
+def _unseen(ders: pd.DataFrame) -> pd.Series:
+    """Reasons so far: :data:`NO_TELEMETRY` for the DERs without telemetry, '' else."""
+    reason = pd.Series("", index=ders.index, dtype=object)
+    if "telemetry" in ders:
+        reason[~ders.telemetry.astype(bool)] = NO_TELEMETRY
+    return reason
+
+
 def tso_admission(system: System, rules: MarketRules | None = None) -> pd.Series:
     """Reason each DER is kept out of the TSO market ('' = admitted)."""
     rules = rules or system.rules
     d = system.ders
-    reason = pd.Series("", index=d.index, dtype=object)
-    reason[d.aggregator_id == ""] = "no aggregator"
+    reason = _unseen(d)
+    reason[(reason == "") & (d.aggregator_id == "")] = "no aggregator"
     reason[(reason == "") & ~_bids_into(system, "tso")] = \
         "aggregator does not bid into the TSO market"
     bus = d.feeder_id.map(system.feeders.set_index("feeder_id").interface_bus)
@@ -84,8 +97,8 @@ def dso_admission(system: System, local: LocalMarketRules | None = None) -> pd.S
     local = local or system.rules.local
     d = system.ders
     direct = (d.aggregator_id == "").to_numpy()
-    reason = pd.Series("", index=d.index, dtype=object)
-    reason[~direct & ~_bids_into(system, "dso").to_numpy()] = \
+    reason = _unseen(d)
+    reason[(reason == "").to_numpy() & ~direct & ~_bids_into(system, "dso").to_numpy()] = \
         "aggregator does not bid into the DSO market"
     kind_out = (reason == "") & ~d.kind.isin(local.energy_kinds)
     reason[kind_out] = d.kind[kind_out].map(
