@@ -1056,6 +1056,11 @@ def _period_list(option: str, text: str) -> list[int]:
     return out
 
 
+def _refuse(message: str) -> None:
+    """Raise ``message`` as a :class:`TsodsoError` (for :func:`_guard` to print)."""
+    raise TsodsoError(message)
+
+
 def _known(option: str, given: list[str], known: tuple[str, ...]) -> None:
     """Refuse a value of ``option`` that is not one of ``known``."""
     for value in given:
@@ -1271,6 +1276,97 @@ def fault(
 
 
 GROUP_HEADERS = ("section", "customer group", "loads", "load MWh", "unserved MWh")
+
+
+def _scenario_recipe(scenario: str) -> tuple[dict[str, Any], str]:
+    """A built-in scenario's or a YAML file's recipe, and the folder its paths start from."""
+    from tsodso.io.scenario import read_yaml
+    from tsodso.scenarios import scenario_path
+
+    path = Path(scenario)
+    if not scenario.endswith((".yaml", ".yml")):
+        path = scenario_path(scenario)
+    recipe = read_yaml(path, "scenario")
+    if not isinstance(recipe, dict):
+        raise TsodsoError(f"{path}: a scenario is a mapping of keys")
+    return recipe, str(path.parent)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Built-in scenario name or YAML file.")]
+    = "default",
+    schemes: Annotated[list[str] | None, typer.Option(
+        help="Schemes, comma-separated or repeated (default: all seven); common always "
+             "runs, as the benchmark of the gap.")] = None,
+    penetration: Annotated[str, typer.Option(
+        help="DER penetration levels, START:STOP:STEP or a list: multiples of the "
+             "scenario's DER shares (SimBench scenarios: 0, 1, 2).")] = "0:2:0.5",
+    seeds: Annotated[int, typer.Option(help="Seeds of DER placement per level (the "
+                                            "scenario's seed and the next ones).")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Run points on a Dask LocalCluster of "
+                                                     "this many processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Run points on the Dask scheduler "
+                                                       "at this address.")] = None,
+    out: Annotated[str | None, typer.Option(metavar="DIR", help="Sweep folder (default "
+                                            "sweep-SCENARIO): finished points are kept "
+                                            "there and skipped when run again.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """A DER penetration sweep: the schemes at every penetration level and seed, with the
+    gap to common, violations, curtailment, DER revenue and consumer payments per point;
+    the value-of-coordination curve; the penetration at which tso_only first violates
+    distribution limits. Progress per point; an interrupted sweep resumes."""
+    from tsodso import progress
+    from tsodso.coordination import SCHEMES
+    from tsodso.studies import penetration_levels
+    from tsodso.studies import sweep as run_sweep
+
+    names = [n.strip() for item in (schemes or [",".join(SCHEMES)]) for n in item.split(",")
+             if n.strip()]
+    levels = _guard(lambda: penetration_levels(penetration))
+    if seeds < 1:
+        _guard(lambda: _refuse(f"--seeds: at least 1 seed per level, got {seeds}"))
+    recipe, base_dir = _guard(lambda: _scenario_recipe(scenario))
+    first = int(recipe.get("seed", 0) or 0)
+    stem = Path(scenario).stem if scenario.endswith((".yaml", ".yml")) else scenario
+    folder = out or f"sweep-{stem}"
+    with _progress(json_out), progress.task("sweep", total=len(levels) * seeds) as tick:
+        result = _guard(lambda: run_sweep(
+            recipe, names, levels, range(first, first + seeds), out=folder, workers=workers,
+            scheduler=scheduler, scenario=scenario, base_dir=base_dir,
+            on_point=lambda lv, sd, new: tick(info=f"p={lv:g} seed={sd}"
+                                              f"{'' if new else ' (stored)'}")))
+    rows = result.rows
+    onset = result.first_violation("tso_only") if "tso_only" in names else None
+    if json_out:
+        _emit_json({"folder": str(result.folder), "computed": result.computed,
+                    "skipped": result.skipped, "tso_only_first_violation": onset,
+                    "rows": rows.to_dict(orient="records"),
+                    "curve": result.curve().to_dict(orient="records")})
+        return
+    curve = result.curve()
+    table = Table("scheme", *[f"p={p:g}" for p in levels],
+                  title=f"value of coordination on {scenario}: mean cost above common, $ "
+                        f"(violations)", box=box.SIMPLE_HEAD)
+    for scheme in dict.fromkeys(curve.scheme):
+        part = curve[curve.scheme == scheme].set_index("penetration")
+        cells = []
+        for p in levels:
+            if p in part.index:
+                r = part.loc[p]
+                cells.append(f"{round(r.value_of_coordination) + 0:,.0f} "
+                             f"({r.violations:g})")
+            else:
+                cells.append("-")
+        table.add_row(scheme, *cells)
+    console.print(table)
+    console.print(f"sweep folder: {result.folder} ({result.computed} point(s) run, "
+                  f"{result.skipped} found there); " + (
+                      f"tso_only first violates distribution limits at penetration "
+                      f"{onset:g}" if onset is not None else
+                      "tso_only never violates distribution limits in this sweep"
+                      if "tso_only" in names else ""))
 
 
 @app.command()

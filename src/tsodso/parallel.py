@@ -6,6 +6,7 @@ In-process by default; :class:`DaskExecutor` scales out to a Dask ``LocalCluster
 Two ways to run work:
 
 * :meth:`Executor.map` maps a function over items; every task carries its own arguments.
+  :meth:`Executor.as_completed` does the same and yields each result as its task finishes.
 * :meth:`Executor.partition` splits keyed data (for example a :class:`~tsodso.model.system.
   System` by feeder) into one chunk per worker and sends each chunk once; then
   :meth:`Executor.map_chunks` runs one small task per chunk on the worker that holds it,
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -175,6 +176,9 @@ class Executor(Protocol):
 
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]: ...
 
+    def as_completed(self, func: Callable[..., Any], *iterables: Iterable[Any]
+                     ) -> Iterator[tuple[int, Any]]: ...
+
     def partition(self, data: Any, keys: Sequence[str],
                   split: Callable[[Any, list[str]], Any]) -> Partition: ...
 
@@ -198,6 +202,12 @@ class InProcessExecutor:
 
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
         return [func(*args) for args in zip(*iterables, strict=True)]
+
+    def as_completed(self, func: Callable[..., Any], *iterables: Iterable[Any]
+                     ) -> Iterator[tuple[int, Any]]:
+        """``(position, result)`` of each task as it finishes (here: in order)."""
+        for i, args in enumerate(zip(*iterables, strict=True)):
+            yield i, func(*args)
 
     def partition(self, data: Any, keys: Sequence[str],
                   split: Callable[[Any, list[str]], Any]) -> Partition:
@@ -248,6 +258,20 @@ class DaskExecutor:
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any]) -> list[Any]:
         futures = self.client.map(func, *iterables, pure=False)
         return self.client.gather(futures)
+
+    def as_completed(self, func: Callable[..., Any], *iterables: Iterable[Any]
+                     ) -> Iterator[tuple[int, Any]]:
+        """``(position, result)`` of each task as it finishes on the cluster (the caller
+        can store each result at once: a sweep killed half way keeps what finished)."""
+        from distributed import as_completed
+
+        futures = self.client.map(func, *iterables, pure=False)
+        where = {f.key: i for i, f in enumerate(futures)}
+        try:
+            for future, result in as_completed(futures, with_results=True):
+                yield where[future.key], result
+        finally:
+            self.client.cancel(futures)
 
     def partition(self, data: Any, keys: Sequence[str],
                   split: Callable[[Any, list[str]], Any]) -> Partition:
