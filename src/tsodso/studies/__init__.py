@@ -1,7 +1,7 @@
 """Studies: system-level questions asked of many runs (DER penetration sweeps and the value
 of coordination)."""
 
-from tsodso.studies.sweep import (
+from tsodso.studies.sweeps import (
     Sweep,
     at_penetration,
     coordination_value,
