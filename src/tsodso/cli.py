@@ -1369,6 +1369,81 @@ def sweep(
                       if "tso_only" in names else ""))
 
 
+def _rate(option: str, text: str) -> float:
+    """A yearly rate written ``3%`` or ``0.03``."""
+    t = text.strip()
+    try:
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise TsodsoError(f"{option}: write a rate as 3% or 0.03, got {text!r}") from None
+
+
+@app.command()
+def nwa(
+    feeder: Annotated[str, typer.Argument(help="Feeder id in the scenario, e.g. "
+                                               "case33bw@9.")],
+    upgrade_cost: Annotated[float, typer.Option(help="Capital cost of the upgrade, $ "
+                                                     "(your figure).")],
+    scenario: Annotated[str, typer.Option(help="Built-in scenario name or YAML file.")]
+    = "low-penetration",
+    growth: Annotated[str, typer.Option(help="Load growth per year, e.g. 3% or 0.03.")]
+    = "3%",
+    years: Annotated[int, typer.Option(help="Years studied.")] = 10,
+    discount_rate: Annotated[str, typer.Option(help="Discount rate per year.")] = "5%",
+    flexibility_price: Annotated[float, typer.Option(help="Price of a MWh of DER "
+                                                          "flexibility, $/MWh.")] = 0.0,
+    days_per_year: Annotated[float, typer.Option(help="Days a year like the study "
+                                                      "day.")] = 365.0,
+    remuneration: Annotated[str, typer.Option(help="totex or cost_plus.")] = "totex",
+    allowed_return: Annotated[str, typer.Option(help="Cost-plus: return allowed on the "
+                                                     "asset base per year.")] = "7%",
+    json_out: JsonOpt = False,
+) -> None:
+    """Non-wires alternative: the year a feeder's growing load overloads a line or its
+    transformer, the DER flexibility that defers the upgrade year by year (MW, MWh, cost),
+    the break-even flexibility price, the years deferred and how the DSO's remuneration
+    (total expenditure or cost-plus) changes the choice."""
+    from tsodso.studies import NwaOptions, non_wires_alternative
+
+    system = _guard(lambda: _coordination_system(scenario))
+    options = _guard(lambda: NwaOptions(
+        growth=_rate("--growth", growth), years=years, upgrade_cost=upgrade_cost,
+        discount_rate=_rate("--discount-rate", discount_rate),
+        flexibility_price=flexibility_price, days_per_year=days_per_year,
+        remuneration=remuneration,  # type: ignore[arg-type]
+        allowed_return=_rate("--allowed-return", allowed_return)))
+    with _progress(json_out):
+        result = _guard(lambda: non_wires_alternative(system, feeder, options))
+    if json_out:
+        _emit_json({**result.summary(), "years": result.years.to_dict(orient="records"),
+                    "deferrals": result.deferrals.to_dict(orient="records"),
+                    "notes": result.notes})
+        return
+    table = Table("year", "load x", "peak loading %", "flex MW", "flex MWh/day",
+                  "flex $/day", "covered", title=f"non-wires alternative on {feeder} "
+                  f"({scenario})", box=box.SIMPLE_HEAD)
+    for r in result.years.itertuples(index=False):
+        table.add_row(str(r.year), f"{r.load_scale:.3f}", f"{r.peak_loading_pct:.1f}",
+                      f"{r.flex_mw:.3f}", f"{r.flex_mwh_day:.3f}", f"{r.flex_cost_day:,.2f}",
+                      "yes" if r.covered else "no")
+    console.print(table)
+    s = result.summary()
+    if s["need_year"] is None:
+        console.print(" ".join(result.notes))
+        return
+    be = s["break_even_price"]
+    console.print(
+        f"upgrade needed in year {s['need_year']} without flexibility; "
+        + (f"flexibility no longer covers from year {s['cover_limit_year']}; "
+           if s["cover_limit_year"] is not None else "flexibility covers every year; ") +
+        f"{remuneration} defers it {s['years_deferred']} year(s) (least cost: "
+        f"{s['least_cost_deferral']}); deferral value {s['deferral_value']:,.0f} $; "
+        f"break-even flexibility price "
+        f"{'-' if be is None else f'{be:,.2f} $/MWh'}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
 @app.command()
 def settle(
     folder: Annotated[str, typer.Argument(help="Operation folder written by tsodso operate.")],

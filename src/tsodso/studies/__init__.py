@@ -1,6 +1,7 @@
 """Studies: system-level questions asked of many runs (DER penetration sweeps and the value
-of coordination)."""
+of coordination; non-wires alternatives to a feeder upgrade)."""
 
+from tsodso.studies.nwa import NwaOptions, NwaResult, non_wires_alternative
 from tsodso.studies.sweeps import (
     Sweep,
     at_penetration,
@@ -11,5 +12,6 @@ from tsodso.studies.sweeps import (
     sweep,
 )
 
-__all__ = ["Sweep", "at_penetration", "coordination_value", "first_violation",
-           "penetration_levels", "read_sweep", "sweep"]
+__all__ = ["NwaOptions", "NwaResult", "Sweep", "at_penetration", "coordination_value",
+           "first_violation", "non_wires_alternative", "penetration_levels", "read_sweep",
+           "sweep"]
