@@ -56,6 +56,7 @@ def main() -> None:
     curve = result.curve()
     table = curve.pivot(index="scheme", columns="penetration",
                         values="value_of_coordination")
+    table.columns = [f"p={p:g}" for p in table.columns]
     with pd.option_context("display.width", 120, "display.float_format", "{:,.0f}".format):
         print("mean cost above common, $ (value of coordination):")
         print(table)
