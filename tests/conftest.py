@@ -33,6 +33,22 @@ def builtin_outcome():
     return get
 
 
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    """On a pytest-xdist worker: hand the fuzzing counts to the controller."""
+    from fuzzing import TRIED
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["fuzz_tried"] = dict(TRIED)
+
+
+def pytest_testnodedown(node, error):  # noqa: ARG001
+    """On the pytest-xdist controller: add up the workers' fuzzing counts."""
+    from fuzzing import TRIED
+
+    TRIED.update(getattr(node, "workeroutput", {}).get("fuzz_tried", {}))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
     """Print the fuzzing suite's size: cases tried per entry point."""
     from fuzzing import TRIED

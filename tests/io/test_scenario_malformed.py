@@ -359,8 +359,8 @@ def test_error_names_the_file_it_comes_from(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(edited(TINY, ("ders", "pv", "shar"), 1.0)))
     assert_refused(lambda: load(path), f"did you mean 'share'?); expected one of share, "
-                                       f"bus_fraction, profile, inverter_oversize, "
-                                       f"cost_per_mwh ({path})")
+                                       f"bus_fraction, telemetry_min_mw, profile, "
+                                       f"inverter_oversize, cost_per_mwh ({path})")
 
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path):
