@@ -1444,6 +1444,67 @@ def nwa(
         console.print(f"note: {note}")
 
 
+@app.command("reliability-options")
+def reliability_options_cmd(
+    feeder: Annotated[str, typer.Argument(help="Feeder id in the scenario, e.g. "
+                                               "case33bw@9.")],
+    upgrade_cost: Annotated[float, typer.Option(help="Capital cost of the upgrade the "
+                                                     "options would replace, $.")],
+    scenario: Annotated[str, typer.Option(help="Built-in scenario name or YAML file.")]
+    = "low-penetration",
+    growth: Annotated[str, typer.Option(help="Load growth per year, e.g. 3%.")] = "3%",
+    year: Annotated[int, typer.Option(help="Planning year (years of growth).")] = 10,
+    strike_price: Annotated[float, typer.Option(help="Strike price K, $/MWh.")] = 300.0,
+    penalty: Annotated[float, typer.Option(help="Penalty per MWh not delivered when "
+                                                "called, $/MWh.")] = 1000.0,
+    availability: Annotated[float, typer.Option(help="Probability a provider is "
+                                                     "available.")] = 0.95,
+    availability_cost: Annotated[float, typer.Option(help="Providers' cost of staying "
+                                                          "available, $/MW-year.")] = 0.0,
+    energy_price: Annotated[float, typer.Option(help="Interface energy price, "
+                                                     "$/MWh.")] = 50.0,
+    days_per_year: Annotated[float, typer.Option(help="Days a year like the study "
+                                                      "day.")] = 365.0,
+    discount_rate: Annotated[str, typer.Option(help="Discount rate per year.")] = "5%",
+    asset_life: Annotated[int, typer.Option(help="Upgrade's life, years.")] = 40,
+    json_out: JsonOpt = False,
+) -> None:
+    """Reliability options: the DSO auctions firm capacity from a feeder's DG and storage
+    (strike price, premium, penalty when unavailable) instead of upgrading it; the offers
+    in merit order, the clearing premium and the planning cost with and without them."""
+    from tsodso.studies import RoOptions, reliability_options
+
+    system = _guard(lambda: _coordination_system(scenario))
+    options = _guard(lambda: RoOptions(
+        growth=_rate("--growth", growth), year=year, upgrade_cost=upgrade_cost,
+        strike_price=strike_price, penalty=penalty, availability=availability,
+        availability_cost=availability_cost, energy_price=energy_price,
+        days_per_year=days_per_year, discount_rate=_rate("--discount-rate", discount_rate),
+        asset_life_years=asset_life))
+    with _progress(json_out):
+        result = _guard(lambda: reliability_options(system, feeder, options))
+    if json_out:
+        _emit_json({**result.summary(), "offers": result.offers.to_dict(orient="records"),
+                    "notes": result.notes})
+        return
+    table = Table("DER", "kind", "firm MW", "option value", "penalty risk", "premium bid",
+                  "accepted MW", title=f"reliability options on {feeder}, year {year} "
+                  f"(premiums in $/MW-year)", box=box.SIMPLE_HEAD)
+    for o in result.offers.itertuples(index=False):
+        table.add_row(o.der_id, o.kind, f"{o.firm_mw:.3f}", f"{o.option_value:,.0f}",
+                      f"{o.penalty_risk:,.0f}", f"{o.premium_bid:,.0f}",
+                      f"{o.accepted_mw:.3f}")
+    console.print(table)
+    s = result.summary()
+    price = "-" if s["clearing_premium"] is None else f"{s['clearing_premium']:,.0f} $/MW-year"
+    console.print(f"need {s['need_mw']:.3f} MW over {s['window_hours']:g} h; bought "
+                  f"{s['bought_mw']:.3f} MW at {price}; planning cost "
+                  f"{s['planning_cost_without']:,.0f} $/year without options, "
+                  f"{s['planning_cost_with']:,.0f} $/year with them")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
 @app.command()
 def settle(
     folder: Annotated[str, typer.Argument(help="Operation folder written by tsodso operate.")],

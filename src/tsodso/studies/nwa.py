@@ -69,6 +69,7 @@ import pandas as pd
 from tsodso.dso.opf import DsoResult
 from tsodso.errors import TsodsoError
 from tsodso.model.system import System
+from tsodso.options import require_choice, require_int, require_number
 
 Remuneration = Literal["totex", "cost_plus"]
 #: What the OPF pays per MWh moved, $/MWh: the moves are the least that keep the ratings
@@ -95,29 +96,16 @@ class NwaOptions:
     asset_life_years: int = 40
 
     def __post_init__(self) -> None:
-        def number(name: str, low: float, high: float = math.inf, open_low: bool = False
-                   ) -> None:
-            v = getattr(self, name)
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            if not ok or v < low or v > high or (open_low and v == low):
-                bound = f"> {low:g}" if open_low else f">= {low:g}"
-                raise TsodsoError(f"nwa.{name}: must be a finite number {bound}"
-                                  f"{'' if high == math.inf else f' and <= {high:g}'}, "
-                                  f"got {v!r}")
-
-        number("growth", -0.5, 1.0)
-        number("upgrade_cost", 0.0, open_low=True)
-        number("discount_rate", 0.0, 1.0, open_low=True)
-        number("flexibility_price", 0.0)
-        number("days_per_year", 0.0, 366.0, open_low=True)
-        number("allowed_return", 0.0, 1.0)
-        for name in ("years", "asset_life_years"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100:
-                raise TsodsoError(f"nwa.{name}: must be an integer from 1 to 100, got {v!r}")
-        if self.remuneration not in ("totex", "cost_plus"):
-            raise TsodsoError(f"nwa.remuneration: 'totex' or 'cost_plus', got "
-                              f"{self.remuneration!r}")
+        w = "nwa."
+        require_number(w + "growth", self.growth, -0.5, 1.0)
+        require_number(w + "upgrade_cost", self.upgrade_cost, 0.0, low_open=True)
+        require_number(w + "discount_rate", self.discount_rate, 0.0, 1.0, low_open=True)
+        require_number(w + "flexibility_price", self.flexibility_price, 0.0)
+        require_number(w + "days_per_year", self.days_per_year, 0.0, 366.0, low_open=True)
+        require_number(w + "allowed_return", self.allowed_return, 0.0, 1.0)
+        require_int(w + "years", self.years, 1, 100)
+        require_int(w + "asset_life_years", self.asset_life_years, 1, 100)
+        require_choice(w + "remuneration", self.remuneration, ("totex", "cost_plus"))
 
 
 @dataclass
@@ -166,7 +154,7 @@ class NwaResult:
                     row.pv_cost - self.deferrals.pv_cost.min())}
 
 
-def _scaled(system: System, feeder_id: str, scale: float) -> System:
+def grown(system: System, feeder_id: str, scale: float) -> System:
     """The system with the feeder's loads (P and Q) times ``scale``."""
     out = copy.copy(system)
     loads = system.feeder_loads.copy()
@@ -197,9 +185,33 @@ def _peak_loading(system: System, feeder_id: str) -> tuple[float, list[str]]:
     return peak, over
 
 
-def _flexibility(system: System, feeder_id: str) -> tuple[float, float, float, DsoResult]:
+@dataclass
+class Flexibility:
+    """The least moves of a feeder's DERs that keep its ratings (:func:`least_flexibility`).
+
+    ``moved_mw``: MW each DER moved away from its uncontrolled output, per period (periods x
+    der_id, >= 0); ``mw`` the largest total move in a period, ``mwh`` the total moved,
+    ``shed_mwh`` the load shed (where the moves cannot keep the ratings), ``result`` the
+    OPF's dispatch."""
+
+    mw: float
+    mwh: float
+    shed_mwh: float
+    moved_mw: pd.DataFrame
+    result: DsoResult
+
+
+def least_flexibility(system: System, feeder_id: str) -> Flexibility:
+    """The least moves of the feeder's DERs that keep its ratings (module docstring)."""
+    mw, mwh, shed, result, moved = _flexibility(system, feeder_id)
+    return Flexibility(mw, mwh, shed, moved, result)
+
+
+def _flexibility(system: System, feeder_id: str
+                 ) -> tuple[float, float, float, DsoResult, pd.DataFrame]:
     """The least moves of the feeder's DERs that keep its ratings (module docstring): MW
-    moved at most in a period, MWh moved, MWh of load shed, and the OPF's result."""
+    moved at most in a period, MWh moved, MWh of load shed, the OPF's result and the moves
+    (periods x der_id, MW)."""
     from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
     from tsodso.rules.admission import DerControl
     from tsodso.tso.offers import uncontrolled_dispatch
@@ -234,7 +246,7 @@ def _flexibility(system: System, feeder_id: str) -> tuple[float, float, float, D
     moved = np.abs(result.der_p_mw[list(op.ders.der_id)].to_numpy() - ref)
     shed = float(result.shed_mw.to_numpy().sum() * dt)
     return (float(moved.sum(axis=1).max()) if moved.size else 0.0, float(moved.sum() * dt),
-            shed, result)
+            shed, result, pd.DataFrame(moved, columns=list(op.ders.der_id)))
 
 
 def non_wires_alternative(system: System, feeder_id: str, options: NwaOptions) -> NwaResult:
@@ -248,7 +260,7 @@ def non_wires_alternative(system: System, feeder_id: str, options: NwaOptions) -
     need = cover_limit = None
     for y in range(options.years):
         scale = (1.0 + options.growth) ** y
-        year = _scaled(system, feeder_id, scale)
+        year = grown(system, feeder_id, scale)
         peak, over = _peak_loading(year, feeder_id)
         row: dict[str, Any] = {"year": y, "load_scale": scale, "peak_loading_pct": peak,
                                "overloaded_elements": ", ".join(over),
@@ -256,7 +268,7 @@ def non_wires_alternative(system: System, feeder_id: str, options: NwaOptions) -
                                "flex_mwh_day": math.nan, "flex_cost_day": math.nan,
                                "covered": False, "shed_mwh_day": math.nan}
         if cover_limit is None:
-            mw, mwh, shed, dispatch[y] = _flexibility(year, feeder_id)
+            mw, mwh, shed, dispatch[y], _ = _flexibility(year, feeder_id)
             covered = shed <= NEED_TOL_MWH
             row.update(needs_flexibility=mwh > NEED_TOL_MWH or not covered, flex_mw=mw,
                        flex_mwh_day=mwh, flex_cost_day=mwh * options.flexibility_price,
@@ -304,4 +316,5 @@ def non_wires_alternative(system: System, feeder_id: str, options: NwaOptions) -
                      break_even, dispatch, notes)
 
 
-__all__ = ["MOVE_WEIGHT", "NwaOptions", "NwaResult", "non_wires_alternative"]
+__all__ = ["MOVE_WEIGHT", "Flexibility", "NwaOptions", "NwaResult", "grown",
+           "least_flexibility", "non_wires_alternative"]
