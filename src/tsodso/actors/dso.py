@@ -266,12 +266,15 @@ class Dso:
             raise TsodsoError(f"DSO {self.name}: the DER schedule of feeder {feeder_id} "
                               "misses DERs of the feeder")
         m = op.model
+        beyond = 0.0  # MW of the schedule the units could not follow, summed
 
         def hold(var: Any, values: np.ndarray) -> None:
             """Hold ``var`` at ``values`` as far as the unit can (its own power limits,
             e.g. a vehicle that is not plugged in)."""
+            nonlocal beyond
             lo, hi = m.bounds(var)
             held = np.clip(values.ravel(), lo, hi)
+            beyond += float(np.abs(held - values.ravel()).sum())
             m.set_bounds(var, lb=held, ub=held)
 
         if len(op.g_idx):
@@ -298,7 +301,12 @@ class Dso:
             m.set_bounds(op.e, lb=np.full(len(op.e), -np.inf), ub=np.full(len(op.e), np.inf))
         self._models[feeder_id] = op
         self.unmanaged.add(feeder_id)
-        return op.solve()
+        result = op.solve()
+        if beyond > 1e-6:
+            result.shortfalls.notes.append(
+                f"{feeder_id}: {beyond * op.dt:.4f} MWh of the market's schedule lies beyond "
+                "its units' power limits; they delivered what they could")
+        return result
 
     def price_response(self, feeder_id: str, price: np.ndarray, levels: tuple[float, ...]
                        ) -> tuple[np.ndarray, list[tuple[float, np.ndarray]]]:

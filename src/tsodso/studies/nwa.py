@@ -279,7 +279,9 @@ def non_wires_alternative(system: System, feeder_id: str, options: NwaOptions) -
                 cover_limit = y
         rows.append(row)
     table = pd.DataFrame(rows)
-    notes = []
+    notes = [f"year {y}: the flexibility OPF ended '{r.status.value}' (not exact or not "
+             "proven optimal): its MW and MWh are indicative" for y, r in dispatch.items()
+             if not r.prices_valid]
     if need is None:
         notes.append(f"the feeder keeps its ratings for {options.years} year(s) with its free "
                      "tools: nothing to defer")

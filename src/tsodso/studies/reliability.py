@@ -169,6 +169,9 @@ def reliability_options(system: System, feeder_id: str, options: RoOptions) -> R
     scarce = [int(t) for t in np.flatnonzero(per_period > SCARCITY_TOL_MW)]
     need = float(per_period.max()) if len(per_period) else 0.0
     notes = []
+    if not flex.result.prices_valid:
+        notes.append(f"the flexibility OPF of year {options.year} ended "
+                     f"'{flex.result.status.value}': the need is indicative")
     if flex.shed_mwh > 1e-6:
         notes.append(f"even every DER moving cannot keep the ratings in year {options.year} "
                      f"({flex.shed_mwh:.3f} MWh shed): options cannot replace the upgrade")
@@ -181,6 +184,9 @@ def reliability_options(system: System, feeder_id: str, options: RoOptions) -> R
                     Boundary(price=np.full(year.n_periods, options.energy_price)),
                     control=control).solve()
     dlmp = market.dlmp_p
+    if not market.prices_valid:
+        notes.append(f"the market OPF of year {options.year} ended '{market.status.value}': "
+                     "its DLMPs, and the option values read from them, are indicative")
     rows = []
     for der in firm.itertuples(index=False):
         if der.kind == "dg":

@@ -219,9 +219,10 @@ def sweep(recipe: dict[str, Any], schemes: Sequence[str], levels: Sequence[float
         if name not in schemes:
             raise TsodsoError(f"sweep: options for {name!r}, which the sweep does not run")
         check_scheme_options(name, opts)
-        if "executor" in opts or "bus" in opts:
-            raise TsodsoError(f"sweep: {name} option {next(iter(opts))!r} cannot travel to "
-                              "a worker; the sweep parallelises points instead")
+        for key in ("executor", "bus"):
+            if key in opts:
+                raise TsodsoError(f"sweep: {name} option {key!r} cannot travel to a worker; "
+                                  "the sweep parallelises points instead")
     levels = [float(v) for v in levels]
     seeds = [int(s) for s in seeds]
     if not levels or not seeds:
