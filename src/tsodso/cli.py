@@ -898,6 +898,12 @@ def run(
                                                     "(needs the plot extra; see tsodso "
                                                     "report).")] = None,
     figures: FiguresOpt = None,
+    offers: Annotated[str | None, typer.Option("--offers", metavar="FILE.json",
+                                               help="Aggregators' offers to clear instead "
+                                                    "of their DERs' standing offers (the "
+                                                    "operator platform's format: tsodso "
+                                                    "serve exports it with each cleared "
+                                                    "session).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run coordination schemes on a scenario and compare them (all schemes by default)."""
@@ -912,13 +918,15 @@ def run(
         scratch = tempfile.TemporaryDirectory(prefix="tsodso-run-")
         folder = str(Path(scratch.name) / "run")
     try:
+        system = None if offers is None else _guard(lambda: _offered_system(scenario, offers))
         with _progress(json_out):
             if folder is None:
                 result = _guard(lambda: _run_schemes(scenario, scheme, workers, scheduler,
-                                                     low_memory, sets=sets))
+                                                     low_memory, system=system, sets=sets))
             else:
                 result = _guard(lambda: _run_to_folder(scenario, scheme, workers, scheduler,
-                                                       low_memory, folder, force, sets))
+                                                       low_memory, folder, force, sets,
+                                                       system))
         if report is not None:
             from tsodso.report import write_report
 
@@ -947,6 +955,13 @@ def run(
         console.print(f"report: {written}")
     if figures is not None:
         console.print(f"figures: {len(drawn)} files in {figures}")
+
+
+def _offered_system(scenario: str, offers: str) -> Any:
+    """The scenario with the offers of ``offers`` (JSON) in place of the standing ones."""
+    from tsodso.platform.offers import apply_offers, read_offers
+
+    return apply_offers(_coordination_system(scenario), read_offers(offers))
 
 
 def _check_plotting() -> None:
@@ -1570,7 +1585,8 @@ def _write_figures(folder: str, figures: str) -> None:
 
 def _run_to_folder(scenario: str, schemes: list[str] | None, workers: int | None,
                    scheduler: str | None, low_memory: bool, out: str,
-                   force: bool, sets: list[str] | None = None) -> dict[str, Any]:
+                   force: bool, sets: list[str] | None = None,
+                   system: Any = None) -> dict[str, Any]:
     """``run --out``: options, scenario and folder checked before anything runs, then the
     run (every scheme's messages logged in ``out/log.sqlite``), its run folder and its
     comparison."""
@@ -1579,7 +1595,7 @@ def _run_to_folder(scenario: str, schemes: list[str] | None, workers: int | None
 
     names = _scheme_names(schemes, workers, scheduler, low_memory)
     settings = _scheme_settings(sets, names)
-    system = _coordination_system(scenario)
+    system = _coordination_system(scenario) if system is None else system
     folder = prepare_run_folder(out, force)
     folder.mkdir(parents=True, exist_ok=True)
     log = MessageLog(folder / LOG_FILE_NAME, run_id=system.name or "run")
@@ -1723,6 +1739,18 @@ def _operation_log(folder: Any, kind: str | None, sender: str | None,
     if not frames:
         raise TsodsoError(f"{folder}: no completed step yet")
     return pd.concat(frames, ignore_index=True)
+
+
+def _platform_commands() -> None:
+    """``tsodso serve`` and ``tsodso platform ...`` (:mod:`tsodso.platform.cli`; the
+    service's libraries are imported only when a command runs)."""
+    from tsodso.platform import cli as platform_cli
+
+    app.command("serve")(platform_cli.serve)
+    app.add_typer(platform_cli.app, name="platform")
+
+
+_platform_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point
