@@ -183,8 +183,8 @@ def _audit_middleware(app: FastAPI, platform: Platform) -> None:
         caller = getattr(request.state, "caller", None)
         # a login's body holds a password: its hash is not kept
         digest_of = b"" if request.url.path == "/token" else body
-        org = caller.organisation if caller else ""
-        actor = caller.actor if caller else "anonymous"
+        org = caller.organisation if caller else getattr(request.state, "organisation", "")
+        actor = caller.actor if caller else getattr(request.state, "actor", "anonymous")
         await asyncio.to_thread(append_record, platform.maker, org, actor, request.method,
                                 request.url.path, response.status_code, digest_of)
         return response

@@ -32,7 +32,7 @@ def _fail(message: str) -> None:
 
 def _need_extra() -> None:
     missing = []
-    for module in ("fastapi", "uvicorn", "alembic", "argon2", "jwt", "multipart"):
+    for module in ("fastapi", "uvicorn", "alembic", "argon2", "jwt", "python_multipart"):
         try:
             __import__(module)
         except ImportError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from tsodso.platform import db
@@ -26,15 +26,17 @@ router = APIRouter()
 
 @router.post("/token", tags=["auth"])
 def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], s: DbDep,
-          platform: PlatformDep) -> dict[str, Any]:
+          platform: PlatformDep, request: Request) -> dict[str, Any]:
     """OAuth2 password flow: a bearer token (signed, expiring) for a user. The scopes
     asked for (``scope``, space-separated) are granted within the role's; none asked: all
     of the role's."""
+    request.state.actor = f"login:{form.username[:100]}"  # the audit log names the attempt
     user = s.scalars(sa.select(db.User).where(db.User.username == form.username)).first()
     if user is None or not user.active or not verify_password(user.password_hash,
                                                               form.password):
         raise AuthError("wrong username or password")
     org = s.get(db.Organisation, user.organisation_id)
+    request.state.organisation = org.name
     allowed = ROLE_SCOPES[org.role]
     asked = form.scopes or list(allowed)
     refused = sorted(set(asked) - set(allowed))
