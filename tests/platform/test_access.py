@@ -136,6 +136,20 @@ def test_emergency_requests_reach_their_dso_only(world):
     r = svc.post("dso-bus10", f"/api/emergencies/{e}/answer",
                  json={"accepted": True, "deliverable_mw": 0.5})
     assert r.status_code == 404
+    assert svc.get("dso-bus10", f"/api/emergencies/{e}/assessment").status_code == 404
+    assert svc.get(A, f"/api/emergencies/{e}/assessment").status_code == 403
+    # the DSO's desk studies the request on its feeder (OPF + AC power flow) and answers
+    study = svc.get("dso-bus9", f"/api/emergencies/{e}/assessment").json()
+    assert study["accepted"] and study["deliverable_mw"] == pytest.approx(0.5)
+    assert study["violations"] == 0
+    assert min(study["delivered_mw_by_period"].values()) >= 0.5 - 1e-3
+    r = svc.post("dso-bus9", f"/api/emergencies/{e}/answer",
+                 json={"accepted": True, "deliverable_mw": study["deliverable_mw"]})
+    assert r.json()["state"] == "accepted"
+    tso_msgs = svc.get("tso", f"/api/sessions/{sid}/messages", params={
+        "kind": "emergency_answer"}).json()
+    assert [m["payload"]["request"] for m in tso_msgs] == [e]
+    assert svc.get(A, "/api/sessions/999/emergencies").status_code == 404
 
 
 def test_dso_sees_offers_on_its_feeders_only(world, default_system):
@@ -210,3 +224,17 @@ def test_missing_scope_is_403_and_keys_carry_scopes(world):
     assert r.status_code == 403
     assert svc.client.get(f"/api/sessions/{sid}/offers",
                           headers={"X-API-Key": key[:-2] + "xx"}).status_code == 401
+
+
+def test_der_lists_follow_the_same_rules(world, default_system):
+    svc, sid = world["svc"], world["sid"]
+    d = default_system.ders
+    mine = svc.get(A, f"/api/sessions/{sid}/ders").json()
+    assert {x["der_id"] for x in mine} == set(d[d.aggregator_id == A].der_id)
+    assert {x["offerable"] for x in mine} == {True, False}
+    assert all(x["why_not"] for x in mine if not x["offerable"])
+    area = svc.get("dso-bus4", f"/api/sessions/{sid}/ders").json()
+    assert {x["der_id"] for x in area} == set(d[d.feeder_id.isin(["case69@4#1",
+                                                                  "case69@4#2"])].der_id)
+    assert len(svc.get("tso", f"/api/sessions/{sid}/ders").json()) == len(d)  # tso_only
+    assert len(svc.get("auditor", f"/api/sessions/{sid}/ders").json()) == len(d)

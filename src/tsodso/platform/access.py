@@ -18,6 +18,7 @@ offers, awards      its own         on its feeders         where the scheme show
 schedules           its DERs'       on its feeders         as offers (*)                 all
 activations         sent to it      on its feeders         those it sent                 all
 emergency requests  none            sent to it             those it sent                 all
+DERs (scenario)     its portfolio   on its feeders         as offers (*)                 all
 statements          its own         its own                its own                       all
 messages            sent/received   sent/received          sent/received                 all
 sessions, prices    all             all                    all                           all
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -41,7 +43,7 @@ from tsodso.platform import db
 from tsodso.platform.auth import Caller
 
 __all__ = ["TSO_SEES_DER_OFFERS", "Forbidden", "NotFound", "get_visible", "require",
-           "select_visible", "visible"]
+           "select_visible", "visible", "visible_ders"]
 
 TSO_SEES_DER_OFFERS = ("tso_only", "centralized", "common")
 
@@ -128,3 +130,17 @@ def get_visible(session: Session, caller: Caller, model: type[db.Base], pk: int,
     if row is None:
         raise NotFound(f"{what} {pk} not found")
     return row
+
+
+def visible_ders(caller: Caller, ders: pd.DataFrame, scheme: str) -> pd.DataFrame:
+    """The rows of a scenario's DER table (not in the database) ``caller`` may see in a
+    session of ``scheme`` (the same rule as for offers)."""
+    if caller.sees_all:
+        return ders
+    if caller.role == "aggregator":
+        return ders[ders.aggregator_id.fillna("").astype(str) == caller.aggregator_id]
+    if caller.role == "dso":
+        return ders[ders.feeder_id.isin(list(caller.area))]
+    if caller.role == "tso" and scheme in TSO_SEES_DER_OFFERS:
+        return ders
+    return ders.iloc[:0]

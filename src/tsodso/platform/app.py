@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import sessionmaker
 
@@ -158,6 +159,18 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PlatformError)
     async def _platform(_: Request, err: PlatformError) -> JSONResponse:
         return JSONResponse({"detail": err.detail}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's items (loc, msg, type) with the platform's keys as well: one format
+        items = []
+        for e in err.errors():
+            loc = [str(x) for x in e.get("loc", ())]
+            field_name = ".".join(loc[1:]) if loc[:1] == ["body"] else ".".join(loc)
+            items.append({"loc": loc, "msg": e.get("msg", ""), "type": e.get("type", ""),
+                          "component": loc[0] if loc else "request", "field": field_name,
+                          "id": "", "message": e.get("msg", "")})
+        return JSONResponse({"detail": items}, status_code=422)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, err: Forbidden) -> JSONResponse:

@@ -60,8 +60,10 @@ OFFERABLE_KINDS = ("pv", "wind", "dg", "demand_response")
 MAX_STEPS = 10
 #: offer prices are refused beyond +- this, $/MWh (the value of lost load caps any price)
 PRICE_LIMIT = 10_000.0
-#: quantities may exceed the DER's rating by this relative margin (rounding)
+#: quantities may exceed the DER's rating by this relative margin plus 1 W (a rating typed
+#: with fewer digits); the offered MW is capped at the DER's availability anyway
 _RATING_MARGIN = 1e-6
+_RATING_SLACK_MW = 1e-6
 DIRECTIONS = ("up", "down")
 
 
@@ -211,7 +213,7 @@ def offer_issues(system: System, offer: Offer) -> list[Issue]:
         if total <= 0:
             issues.append(Issue("offer", "steps", oid, "the steps sum to 0 MW: give at least "
                                 "one step a size"))
-        elif total > rating * (1 + _RATING_MARGIN) + 1e-12:
+        elif total > rating * (1 + _RATING_MARGIN) + _RATING_SLACK_MW:
             issues.append(Issue("offer", "steps", oid, f"the steps sum to {total:g} MW, above "
                                 f"DER '{offer.der_id}''s rating {rating:g} MW (quantities are "
                                 "MW, not kW)"))
@@ -222,7 +224,7 @@ def offer_issues(system: System, offer: Offer) -> list[Issue]:
                                 f"period ({system.n_periods})"))
         elif not np.all(np.isfinite(caps)) or (caps < 0).any():
             issues.append(Issue("offer", "max_mw", oid, "every value must be a finite MW >= 0"))
-        elif (caps > rating * (1 + _RATING_MARGIN) + 1e-12).any():
+        elif (caps > rating * (1 + _RATING_MARGIN) + _RATING_SLACK_MW).any():
             issues.append(Issue("offer", "max_mw", oid, f"above DER '{offer.der_id}''s rating "
                                 f"{rating:g} MW (values are MW, not kW)"))
     return issues

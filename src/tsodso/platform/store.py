@@ -37,9 +37,12 @@ class PlatformError(Exception):
         self.detail = detail
 
 
-def _issues(err: ValidationError) -> list[dict[str, str]]:
-    return [{"component": i.component, "field": i.field, "id": i.id, "message": i.message}
-            for i in err.issues]
+def _issues(err: ValidationError) -> list[dict[str, Any]]:
+    """Problems as the service reports every 422 item: ``component, field, id, message``
+    and FastAPI's ``loc, msg`` (the same in both)."""
+    return [{"component": i.component, "field": i.field, "id": i.id, "message": i.message,
+             "loc": [i.component, *i.field.split(".")] if i.field else [i.component],
+             "msg": i.message} for i in err.issues]
 
 
 class SystemCache:

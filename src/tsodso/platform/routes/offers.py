@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from tsodso.platform import db
-from tsodso.platform.access import NotFound, get_visible, require, select_visible
+from tsodso.platform.access import NotFound, get_visible, require, select_visible, visible_ders
+from tsodso.platform.offers import OFFERABLE_KINDS
 from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep
 from tsodso.platform.routes.sessions import session_of
 from tsodso.platform.schemas import OfferIn, OfferRevisionIn
@@ -47,6 +48,28 @@ def list_offers(sid: int, caller: CallerDep, s: DbDep, status: str | None = None
         where.append(db.Offer.status == status)
     rows = s.scalars(select_visible(caller, db.Offer, *where).order_by(db.Offer.id))
     return [offer_json(o) for o in rows]
+
+
+@router.get("/api/sessions/{sid}/ders")
+def list_ders(sid: int, caller: CallerDep, s: DbDep, platform: PlatformDep
+              ) -> list[dict[str, Any]]:
+    """The session scenario's DERs the caller may see (an aggregator: its portfolio; a
+    DSO: those on its feeders): id, kind, location, rating (MW) and whether the energy
+    product takes offers for it (``offerable``, else ``why_not``)."""
+    require(caller, "offers:read")
+    sess = session_of(s, caller, sid)
+    system = platform.systems.get(sess.scenario)
+    d = visible_ders(caller, system.ders, sess.scheme)
+    out = []
+    for r in d.itertuples(index=False):
+        why = ("" if r.kind in OFFERABLE_KINDS else f"{r.kind}: scheduled by its state of "
+               "charge, not by offers")
+        if not why and "telemetry" in d.columns and not bool(r.telemetry):
+            why = "no telemetry: no market can dispatch it"
+        out.append({"der_id": r.der_id, "kind": r.kind, "aggregator_id": r.aggregator_id,
+                    "feeder_id": r.feeder_id, "bus_id": int(r.bus_id),
+                    "p_max_mw": float(r.p_max_mw), "offerable": not why, "why_not": why})
+    return out
 
 
 @router.get("/api/offers/{pk}")

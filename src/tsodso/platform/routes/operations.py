@@ -9,11 +9,13 @@ import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter
 
+from tsodso.errors import TsodsoError
 from tsodso.platform import db
 from tsodso.platform.access import get_visible, require, select_visible
 from tsodso.platform.audit import verify_chain
 from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep
 from tsodso.platform.routes.results import _cleared
+from tsodso.platform.routes.sessions import session_of
 from tsodso.platform.schemas import AckIn, ActivationIn, EmergencyAnswerIn, EmergencyIn
 from tsodso.platform.store import PlatformError, post_message
 from tsodso.tso.offers import der_availability
@@ -75,6 +77,7 @@ def activate(sid: int, body: ActivationIn, caller: CallerDep, s: DbDep,
 def list_activations(sid: int, caller: CallerDep, s: DbDep) -> list[dict[str, Any]]:
     """The activations the caller may see (sent to it, sent by it, on its feeders)."""
     require(caller, "activations:read")
+    session_of(s, caller, sid)
     rows = s.scalars(select_visible(caller, db.Activation, db.Activation.session_id == sid)
                      .order_by(db.Activation.id))
     return [activation_json(a) for a in rows]
@@ -145,9 +148,38 @@ def request_emergency(sid: int, body: EmergencyIn, caller: CallerDep, s: DbDep
 def list_emergencies(sid: int, caller: CallerDep, s: DbDep) -> list[dict[str, Any]]:
     """The emergency requests the caller sent or received."""
     require(caller, "emergencies:read")
+    session_of(s, caller, sid)
     rows = s.scalars(select_visible(caller, db.EmergencyRequest,
                                     db.EmergencyRequest.session_id == sid))
     return [emergency_json(e) for e in rows]
+
+
+@router.get("/api/emergencies/{pk}/assessment")
+def assess_emergency(pk: int, caller: CallerDep, s: DbDep, platform: PlatformDep
+                     ) -> dict[str, Any]:
+    """What the DSO can deliver (its desk's own study, before it answers): its OPF on the
+    feeder from the cleared session's dispatch chooses DERs and loads within the feeder's
+    limits, checks the plan by AC power flow and says whether it can deliver the request
+    (:func:`tsodso.operations.emergency.emergency_request`, route ``dso``). The DSO asked
+    and the market operator may run it; nothing is sent or stored."""
+    require(caller, "emergencies:ack" if not caller.sees_all else "emergencies:read")
+    req = get_visible(s, caller, db.EmergencyRequest, pk, "emergency request")
+    sess = s.get(db.MarketSession, req.session_id)
+    from tsodso.coordination.run_folder import open_run
+    from tsodso.operations.emergency import emergency_request
+
+    run = open_run(sess.folder)
+    try:
+        result = emergency_request(run.system, run.outcomes[sess.scheme], req.feeder_id,
+                                   req.periods, req.reduction_mw, "reduce_load", via="dso")
+    except TsodsoError as err:
+        raise PlatformError(422, f"emergency request {pk}: {err}") from None
+    window = result.delivered_mw  # the window's periods
+    return {"request": pk, "accepted": bool(result.accepted), "reason": result.reason,
+            "deliverable_mw": float(result.deliverable_mw),
+            "delivered_mw_by_period": {int(t): float(v) for t, v in window.items()},
+            "cost_usd": float(result.cost_usd), "violations": int(len(result.violations)),
+            "ders_moved": int(len(result.moved))}
 
 
 @router.post("/api/emergencies/{pk}/answer")

@@ -56,9 +56,12 @@ def list_sessions(caller: CallerDep, s: DbDep) -> list[dict[str, Any]]:
 
 
 @router.get("/api/sessions/{sid}")
-def get_session(sid: int, caller: CallerDep, s: DbDep) -> dict[str, Any]:
-    """One session."""
-    return session_json(session_of(s, caller, sid))
+def get_session(sid: int, caller: CallerDep, s: DbDep, platform: PlatformDep
+                ) -> dict[str, Any]:
+    """One session, with its scenario's feeders (``feeder_ids``; public, as the prices
+    on them are)."""
+    sess = session_of(s, caller, sid)
+    return {**session_json(sess), "feeder_ids": platform.systems.get(sess.scenario).feeder_ids}
 
 
 @router.post("/api/sessions/{sid}/close")
