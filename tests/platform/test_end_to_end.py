@@ -150,3 +150,36 @@ def test_the_dso_activates_and_the_aggregator_answers(session, default_system):
     r = svc.post("dso-bus9", f"/api/sessions/{sid}/activations",
                  json={"der_id": b_award["der_id"], "period": 0, "mw": 0.001})
     assert r.status_code == 404
+
+
+def test_reports_and_charts_by_role(session):
+    svc, sid = session["svc"], session["sid"]
+    r = svc.get("auditor", f"/api/sessions/{sid}/report")
+    assert r.status_code == 200 and "<html" in r.text[:500].lower()
+    assert svc.get(A, f"/api/sessions/{sid}/report").status_code == 403
+    fig = svc.get(A, f"/api/sessions/{sid}/charts/dlmp", params={"feeder_id": "case33bw@9"})
+    assert fig.status_code == 200 and fig.json()["data"]
+    assert svc.get(A, f"/api/sessions/{sid}/charts/money_flows").status_code == 403
+    assert svc.get("market-operator", f"/api/sessions/{sid}/charts/money_flows"
+                   ).status_code == 200
+
+
+def test_a_session_left_clearing_by_a_stopped_service_clears_on_restart(tmp_path,
+                                                                        default_system):
+    from tsodso.platform import db
+
+    svc = make_service(tmp_path, gate_poll_s=0.1)
+    sid = svc.open_session("tso_only")
+    svc.post(A, f"/api/sessions/{sid}/offers", json=offer_body(der_of(default_system, A), "a"))
+    with svc.app.state.platform.maker.begin() as s:  # as if killed while clearing
+        s.get(db.MarketSession, sid).state = "clearing"
+    svc.clock.now = START + timedelta(hours=2)
+    with svc.client:  # the service starts again
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = svc.get("market-operator", f"/api/sessions/{sid}").json()["state"]
+            if state in ("cleared", "failed"):
+                break
+            time.sleep(0.2)
+    assert state == "cleared"
+    assert len(svc.get(A, f"/api/sessions/{sid}/awards").json()) == 24

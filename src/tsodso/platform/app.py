@@ -71,6 +71,17 @@ class Platform:
                 self.clearing[session_id] = fut
             return fut
 
+    def resume_interrupted(self) -> list[int]:
+        """Sessions left ``clearing`` by a stopped service go back to ``open`` (their
+        results are stored in one transaction: none were), so they clear again."""
+        with self.maker.begin() as s:
+            ids = list(s.scalars(sa.select(db.MarketSession.id).where(
+                db.MarketSession.state == "clearing")))
+            if ids:
+                s.execute(sa.update(db.MarketSession).where(db.MarketSession.id.in_(ids))
+                          .values(state="open"))
+        return ids
+
     def due_sessions(self) -> list[int]:
         """Open sessions whose gate has closed."""
         with self.maker() as s:
@@ -123,6 +134,7 @@ def create_app(db_url: str = "platform.sqlite", secret: str | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(platform.resume_interrupted)
         task = asyncio.create_task(_watch_gates(platform, gate_poll_s)) if gate_poll_s > 0 \
             else None
         try:

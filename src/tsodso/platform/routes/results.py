@@ -4,12 +4,14 @@ log and the report charts; each party reads its own (:mod:`tsodso.platform.acces
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from tsodso.platform import db
 from tsodso.platform.access import Forbidden, NotFound, require, select_visible
@@ -125,3 +127,27 @@ def chart(sid: int, name: str, caller: CallerDep, s: DbDep,
            "money_flows": lambda: charts.money_flows({sess.scheme: outcome}),
            "der_dispatch": lambda: charts.der_dispatch(outcome, run.system)}[name]()
     return JSONResponse(json.loads(fig.to_json()))
+
+
+@router.get("/api/sessions/{sid}/report")
+def report(sid: int, caller: CallerDep, s: DbDep) -> FileResponse:
+    """The cleared session's HTML report (``tsodso report`` of its run folder: every
+    party's dispatch and money), for the market operator and auditors. Needs the plot
+    extra."""
+    require(caller, "sessions:read")
+    sess = _cleared(s, caller, sid)
+    if not caller.sees_all:
+        raise Forbidden("the session's report shows every party's data: the market operator "
+                        "and auditors see it")
+    folder = Path(sess.folder)
+    path = folder / "report.html"
+    if not path.exists():
+        from tsodso.report import write_report
+
+        scratch = folder / f".report-{uuid.uuid4().hex}.html"
+        try:
+            write_report(folder, scratch)
+            os.replace(scratch, path)  # a reader never sees a half-written report
+        except ImportError as err:
+            raise PlatformError(501, f"the report needs the plot extra ({err})") from None
+    return FileResponse(path, media_type="text/html")
