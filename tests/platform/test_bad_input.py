@@ -184,3 +184,40 @@ def test_sessions_refuse_bad_gates_schemes_and_scenarios(svc):
                            json={**base, "gate_close": "2026-12-01T11:00:00Z",
                                  "scenario": "no-such-scenario"}), 422, "no-such-scenario")
     assert svc.count(db.MarketSession) == n
+
+
+def test_simultaneous_offers_for_one_der_store_one(tmp_path, default_system):
+    """Eight clients offer the same DER (different ids) and eight the same id at once:
+    one offer each is stored, the others are 409; the database itself refuses a second
+    active offer for a DER."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    svc = make_service(tmp_path)
+    sid = svc.open_session("tso_only")
+    headers = svc.auth(A)
+    der, other = der_of(default_system, A), der_of(default_system, A, k=1)
+
+    def send(body):
+        return svc.client.post(f"/api/sessions/{sid}/offers", json=body,
+                               headers=headers).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        same_der = list(pool.map(send, [offer_body(der, f"d{k}") for k in range(8)]))
+        same_id = list(pool.map(send, [offer_body(other, "same") for _ in range(8)]))
+    assert sorted(same_der) == [201] + [409] * 7
+    assert sorted(same_id) == [201] + [409] * 7
+    assert svc.count(db.Offer) == 2
+    with svc.app.state.platform.maker() as s:
+        row = s.scalars(sa.select(db.Offer)).first()
+        s.add(db.Offer(session_id=row.session_id, organisation_id=row.organisation_id,
+                       offer_id="direct", der_id=row.der_id, feeder_id=row.feeder_id,
+                       bus_id=row.bus_id, kind=row.kind, direction="up", steps=row.steps,
+                       offered_mw=row.offered_mw))
+        with pytest.raises(IntegrityError):
+            s.commit()
+    records = svc.get("auditor", "/api/audit").json()
+    offers = [r for r in records if r["path"].endswith("/offers")]
+    assert sorted(r["status_code"] for r in offers) == sorted(same_der + same_id)

@@ -17,7 +17,7 @@ def test_migrations_build_the_declared_schema(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), db.Base.metadata)
         assert diff == []
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+    assert version == "0002"
     db.upgrade(engine)  # upgrading again changes nothing
     names = set(sa.inspect(engine).get_table_names())
     assert {"organisations", "users", "api_keys", "market_sessions", "offers", "awards",

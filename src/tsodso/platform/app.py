@@ -27,11 +27,12 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from tsodso.platform import db
 from tsodso.platform.access import Forbidden, NotFound
-from tsodso.platform.audit import append_record
+from tsodso.platform.audit import append_record, body_digest
 from tsodso.platform.auth import AuthError
 from tsodso.platform.store import PlatformError, SystemCache
 
@@ -184,6 +185,12 @@ def _error_handlers(app: FastAPI) -> None:
                           "id": "", "message": e.get("msg", "")})
         return JSONResponse({"detail": items}, status_code=422)
 
+    @app.exception_handler(IntegrityError)
+    async def _conflict(_: Request, err: IntegrityError) -> JSONResponse:
+        return JSONResponse({"detail": "the request conflicts with a stored object (an offer "
+                             "id taken, or a DER with an active offer): nothing was "
+                             "stored"}, status_code=409)
+
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, err: Forbidden) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=403)
@@ -199,17 +206,33 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 def _audit_middleware(app: FastAPI, platform: Platform) -> None:
+    """Record the state-changing requests that no route recorded: a route that changes
+    state records itself in its own transaction (:func:`~tsodso.platform.routes.deps.
+    writing`); logins, gate closures and requests refused before a route ran (no
+    credentials, malformed input, an unknown path, a crash) are recorded here."""
+
     @app.middleware("http")
     async def audit(request: Request, call_next: Callable) -> Any:
         if request.method not in _CHANGES_STATE:
             return await call_next(request)
         body = await request.body()
-        response = await call_next(request)
-        caller = getattr(request.state, "caller", None)
         # a login's body holds a password: its hash is not kept
-        digest_of = b"" if request.url.path == "/token" else body
-        org = caller.organisation if caller else getattr(request.state, "organisation", "")
-        actor = caller.actor if caller else getattr(request.state, "actor", "anonymous")
-        await asyncio.to_thread(append_record, platform.maker, org, actor, request.method,
-                                request.url.path, response.status_code, digest_of)
+        request.state.body_sha256 = body_digest(b"" if request.url.path == "/token"
+                                                else body)
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        except Exception:
+            status, response = 500, None
+        if not getattr(request.state, "audited", False):
+            caller = getattr(request.state, "caller", None)
+            org = caller.organisation if caller else getattr(request.state,
+                                                             "organisation", "")
+            actor = caller.actor if caller else getattr(request.state, "actor", "anonymous")
+            await asyncio.to_thread(append_record, platform.maker, org, actor,
+                                    request.method, request.url.path, status,
+                                    request.state.body_sha256)
+        if response is None:
+            return JSONResponse({"detail": "internal error (recorded in the audit log)"},
+                                status_code=500)
         return response

@@ -4,8 +4,12 @@ Each record says who (organisation and actor), when (UTC), what (method, path, t
 response's status code and the SHA-256 of the request body) and carries ``prev_hash``, the
 hash of the record before, and its own ``hash`` = SHA-256 of the previous hash and the
 record's canonical JSON. Changing, inserting or deleting a record breaks the chain at that
-point, which :func:`verify_chain` finds. Records are appended under one lock per process
-(the service runs one process).
+point, which :func:`verify_chain` finds.
+
+A change and its record commit in one transaction (:func:`add_record` in the route's own
+transaction; :func:`append_record` for requests refused before any change). Every write
+transaction of the service holds :data:`WRITE_LOCK` from its start to its commit, within one
+thread, so records get consecutive numbers (the service runs one process).
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tsodso.platform.db import AuditRecord
 
-__all__ = ["GENESIS", "ChainCheck", "append_record", "record_hash", "verify_chain"]
+__all__ = ["GENESIS", "WRITE_LOCK", "ChainCheck", "add_record", "append_record",
+           "record_hash", "verify_chain"]
 
 #: the ``prev_hash`` of the first record
 GENESIS = "0" * 64
-_lock = threading.Lock()
+#: held by every write transaction of the service, from its start to its commit
+WRITE_LOCK = threading.Lock()
 _FIELDS = ("seq", "at", "organisation", "actor", "method", "path", "status_code",
            "body_sha256")
 
@@ -36,20 +42,32 @@ def record_hash(prev_hash: str, fields: dict[str, object]) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def append_record(maker: sessionmaker, organisation: str, actor: str, method: str,
-                  path: str, status_code: int, body: bytes) -> AuditRecord:
-    """Append one record (in its own transaction) and return it."""
-    with _lock, maker.begin() as s:
-        last = s.execute(sa.select(AuditRecord.seq, AuditRecord.hash)
-                         .order_by(AuditRecord.seq.desc()).limit(1)).first()
-        seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-        fields: dict[str, object] = {
-            "seq": seq, "at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "organisation": organisation, "actor": actor, "method": method, "path": path,
-            "status_code": int(status_code), "body_sha256": hashlib.sha256(body).hexdigest()}
-        rec = AuditRecord(**fields, prev_hash=prev, hash=record_hash(prev, fields))
-        s.add(rec)
+def add_record(s: Session, organisation: str, actor: str, method: str, path: str,
+               status_code: int, body_sha256: str) -> AuditRecord:
+    """Add one record to the transaction of ``s`` (the caller holds :data:`WRITE_LOCK` and
+    commits)."""
+    last = s.execute(sa.select(AuditRecord.seq, AuditRecord.hash)
+                     .order_by(AuditRecord.seq.desc()).limit(1)).first()
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    fields: dict[str, object] = {
+        "seq": seq, "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "organisation": organisation, "actor": actor, "method": method, "path": path,
+        "status_code": int(status_code), "body_sha256": body_sha256}
+    rec = AuditRecord(**fields, prev_hash=prev, hash=record_hash(prev, fields))
+    s.add(rec)
     return rec
+
+
+def append_record(maker: sessionmaker, organisation: str, actor: str, method: str,
+                  path: str, status_code: int, body_sha256: str) -> AuditRecord:
+    """Append one record in its own transaction."""
+    with WRITE_LOCK, maker.begin() as s:
+        return add_record(s, organisation, actor, method, path, status_code, body_sha256)
+
+
+def body_digest(body: bytes) -> str:
+    """SHA-256 (hex) of a request body."""
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,13 @@ class Offer(Base):
     among its organisation's offers in the session; ``revision`` counts revisions."""
 
     __tablename__ = "offers"
-    __table_args__ = (sa.UniqueConstraint("session_id", "organisation_id", "offer_id",
-                                          name="uq_offer_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "organisation_id", "offer_id", name="uq_offer_id"),
+        # one active offer per DER: the database holds it even for simultaneous requests
+        sa.Index("uq_offer_active_der", "session_id", "organisation_id", "der_id",
+                 unique=True, sqlite_where=sa.text("status = 'active'"),
+                 postgresql_where=sa.text("status = 'active'")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(sa.ForeignKey("market_sessions.id"), index=True)
     organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisations.id"),
@@ -299,6 +304,10 @@ def make_engine(url: str) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         if memory:
             kwargs["poolclass"] = StaticPool
+    if not memory:
+        # more connections than the server's worker threads (40): a request never waits
+        # for a connection that another request, waiting for a thread, holds
+        kwargs["pool_size"], kwargs["max_overflow"] = 20, 60
     engine = sa.create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")

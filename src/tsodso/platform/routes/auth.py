@@ -17,7 +17,7 @@ from tsodso.platform.auth import (
     issue_token,
     verify_password,
 )
-from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep
+from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep, writing
 from tsodso.platform.schemas import ApiKeyIn, OrganisationIn, UserIn
 from tsodso.platform.store import PlatformError, add_api_key, add_organisation, add_user
 
@@ -72,10 +72,12 @@ def organisations(caller: CallerDep, s: DbDep) -> list[dict[str, Any]]:
 
 
 @router.post("/api/organisations", status_code=201, tags=["parties"])
-def create_organisation(body: OrganisationIn, caller: CallerDep, s: DbDep) -> dict[str, Any]:
+def create_organisation(body: OrganisationIn, caller: CallerDep,
+                        request: Request, platform: PlatformDep) -> dict[str, Any]:
     """Register a party (market operator)."""
     require(caller, "organisations:write")
-    return _org_json(add_organisation(s, body.name, body.role, body.party, body.area), True)
+    with writing(request, platform, caller, 201) as s:
+        return _org_json(add_organisation(s, body.name, body.role, body.party, body.area), True)
 
 
 def _org(s: Any, org_id: int) -> db.Organisation:
@@ -86,20 +88,24 @@ def _org(s: Any, org_id: int) -> db.Organisation:
 
 
 @router.post("/api/organisations/{org_id}/users", status_code=201, tags=["parties"])
-def create_user(org_id: int, body: UserIn, caller: CallerDep, s: DbDep) -> dict[str, Any]:
+def create_user(org_id: int, body: UserIn, caller: CallerDep,
+                request: Request, platform: PlatformDep) -> dict[str, Any]:
     """A user of an organisation (market operator)."""
     require(caller, "organisations:write")
-    user = add_user(s, _org(s, org_id), body.username, body.password)
-    return {"id": user.id, "username": user.username, "organisation_id": org_id}
+    with writing(request, platform, caller, 201) as s:
+        user = add_user(s, _org(s, org_id), body.username, body.password)
+        return {"id": user.id, "username": user.username, "organisation_id": org_id}
 
 
 @router.post("/api/organisations/{org_id}/api-keys", status_code=201, tags=["parties"])
-def create_api_key(org_id: int, body: ApiKeyIn, caller: CallerDep, s: DbDep
+def create_api_key(org_id: int, body: ApiKeyIn, caller: CallerDep,
+                   request: Request, platform: PlatformDep
                    ) -> dict[str, Any]:
     """An API key for an organisation's machine client (market operator); the key is
     shown once."""
     require(caller, "organisations:write")
-    org = _org(s, org_id)
-    key = add_api_key(s, org, body.name, body.scopes)
-    return {"api_key": key, "organisation_id": org_id,
-            "scopes": list(body.scopes or ROLE_SCOPES[org.role])}
+    with writing(request, platform, caller, 201) as s:
+        org = _org(s, org_id)
+        key = add_api_key(s, org, body.name, body.scopes)
+        return {"api_key": key, "organisation_id": org_id,
+                "scopes": list(body.scopes or ROLE_SCOPES[org.role])}

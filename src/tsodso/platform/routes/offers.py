@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from tsodso.platform import db
 from tsodso.platform.access import NotFound, get_visible, require, select_visible, visible_ders
 from tsodso.platform.offers import OFFERABLE_KINDS
-from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep
+from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep, writing
 from tsodso.platform.routes.sessions import session_of
 from tsodso.platform.schemas import OfferIn, OfferRevisionIn
 from tsodso.platform.store import revise_offer, submit_offer, withdraw_offer
@@ -27,14 +27,15 @@ def offer_json(o: db.Offer) -> dict[str, Any]:
 
 
 @router.post("/api/sessions/{sid}/offers", status_code=201)
-def post_offer(sid: int, body: OfferIn, caller: CallerDep, s: DbDep, platform: PlatformDep
+def post_offer(sid: int, body: OfferIn, caller: CallerDep, request: Request, platform: PlatformDep
                ) -> dict[str, Any]:
     """Submit an offer for one of your DERs while the gate is open."""
     require(caller, "offers:write")
-    sess = session_of(s, caller, sid)
-    system = platform.systems.get(sess.scenario)
-    row = submit_offer(s, caller, sess, system, platform.now(), body.model_dump())
-    return offer_json(row)
+    with writing(request, platform, caller, 201) as s:
+        sess = session_of(s, caller, sid)
+        system = platform.systems.get(sess.scenario)
+        row = submit_offer(s, caller, sess, system, platform.now(), body.model_dump())
+        return offer_json(row)
 
 
 @router.get("/api/sessions/{sid}/offers")
@@ -87,22 +88,24 @@ def _own_offer(s: Any, caller: Any, pk: int) -> db.Offer:
 
 
 @router.put("/api/offers/{pk}")
-def put_offer(pk: int, body: OfferRevisionIn, caller: CallerDep, s: DbDep,
+def put_offer(pk: int, body: OfferRevisionIn, caller: CallerDep, request: Request,
               platform: PlatformDep) -> dict[str, Any]:
     """Revise your offer (new steps and caps) before gate closure."""
     require(caller, "offers:write")
-    row = _own_offer(s, caller, pk)
-    sess = s.get(db.MarketSession, row.session_id)
-    revise_offer(s, caller, row, sess, platform.systems.get(sess.scenario), platform.now(),
-                 [x.model_dump() for x in body.steps], body.max_mw)
-    return offer_json(row)
+    with writing(request, platform, caller, 200) as s:
+        row = _own_offer(s, caller, pk)
+        sess = s.get(db.MarketSession, row.session_id)
+        revise_offer(s, caller, row, sess, platform.systems.get(sess.scenario), platform.now(),
+                     [x.model_dump() for x in body.steps], body.max_mw)
+        return offer_json(row)
 
 
 @router.delete("/api/offers/{pk}")
-def delete_offer(pk: int, caller: CallerDep, s: DbDep, platform: PlatformDep
+def delete_offer(pk: int, caller: CallerDep, request: Request, platform: PlatformDep
                  ) -> dict[str, Any]:
     """Withdraw your offer before gate closure (it stays listed as withdrawn)."""
     require(caller, "offers:write")
-    row = _own_offer(s, caller, pk)
-    withdraw_offer(row, s.get(db.MarketSession, row.session_id), platform.now())
-    return offer_json(row)
+    with writing(request, platform, caller, 200) as s:
+        row = _own_offer(s, caller, pk)
+        withdraw_offer(row, s.get(db.MarketSession, row.session_id), platform.now())
+        return offer_json(row)

@@ -7,11 +7,11 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from tsodso.platform import db
 from tsodso.platform.access import get_visible, require, select_visible
-from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep
+from tsodso.platform.routes.deps import CallerDep, DbDep, PlatformDep, writing
 from tsodso.platform.schemas import SessionIn
 from tsodso.platform.store import create_session
 
@@ -38,13 +38,14 @@ def session_of(s: Any, caller: Any, sid: int) -> db.MarketSession:
 
 
 @router.post("/api/sessions", status_code=201)
-def open_session(body: SessionIn, caller: CallerDep, s: DbDep, platform: PlatformDep
+def open_session(body: SessionIn, caller: CallerDep, request: Request, platform: PlatformDep
                  ) -> dict[str, Any]:
     """Open a market session (market operator): scenario, scheme and gate times."""
     require(caller, "sessions:write")
-    sess = create_session(s, caller, platform.systems, body.name, body.scenario,
-                          body.scheme, body.gate_open, body.gate_close)
-    return session_json(sess)
+    with writing(request, platform, caller, 201) as s:
+        sess = create_session(s, caller, platform.systems, body.name, body.scenario,
+                              body.scheme, body.gate_open, body.gate_close)
+        return session_json(sess)
 
 
 @router.get("/api/sessions")
