@@ -224,6 +224,16 @@ def test_missing_scope_is_403_and_keys_carry_scopes(world):
     assert r.status_code == 403
     assert svc.client.get(f"/api/sessions/{sid}/offers",
                           headers={"X-API-Key": key[:-2] + "xx"}).status_code == 401
+    from typer.testing import CliRunner
+
+    from tsodso.cli import app as cli
+
+    db_file = str(svc.app.state.platform.data_dir.parent / "platform.sqlite")
+    res = CliRunner().invoke(cli, ["platform", "revoke-key", key.split("_")[1], "--db",
+                                   db_file])
+    assert res.exit_code == 0, res.output
+    r = svc.client.get(f"/api/sessions/{sid}/offers", headers=headers)
+    assert r.status_code == 401 and "not valid" in r.json()["detail"]
 
 
 def test_der_lists_follow_the_same_rules(world, default_system):

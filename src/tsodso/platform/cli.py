@@ -223,3 +223,22 @@ def verify_audit(db_url: DbOpt = _DEFAULT_DB) -> None:
                            "broken_at": check.broken_at, "reason": check.reason}))
     if not check.ok:
         raise typer.Exit(1)
+
+
+@app.command("revoke-key")
+def revoke_key(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (the part after tsk_).")],
+    db_url: DbOpt = _DEFAULT_DB,
+) -> None:
+    """Revoke an API key: requests with it are refused (401) from now on."""
+    _need_extra()
+    import sqlalchemy as sa
+
+    from tsodso.platform import db
+
+    with _prepare_db(db_url).begin() as s:
+        row = s.scalars(sa.select(db.ApiKey).where(db.ApiKey.prefix == prefix)).first()
+        if row is None:
+            _fail(f"no API key with prefix '{prefix}'")
+        row.revoked = True
+    typer.echo(f"API key {prefix} revoked")
