@@ -8,6 +8,7 @@ at its interface bus. Its cost is the first-best: a lower bound for every other 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +21,7 @@ from tsodso.dso.dlmp import extract
 from tsodso.dso.opf import Boundary, DsoOpf, DsoOptions
 from tsodso.errors import SolveError
 from tsodso.model.system import System
-from tsodso.opt import Model
+from tsodso.opt import Model, SolveStatus
 from tsodso.resources import check_problem, feeders_size, tso_size
 from tsodso.rules.admission import der_control
 from tsodso.tso import TsoMarket, TsoOptions
@@ -71,24 +72,42 @@ def _fictitious_max(ops: dict[str, DsoOpf], sol: object) -> float:
                default=0.0)
 
 
-def _solve_joint(model: Model, ops: dict[str, DsoOpf], tighten: bool) -> tuple[object, bool]:
+def _usable(sol: Any) -> bool:
+    """An answer to settle: optimal, or ``feasible`` (Clarabel met only its reduced
+    tolerances even after polishing; the outcome then says so, see :func:`_accuracy_note`)."""
+    return sol.ok or sol.status is SolveStatus.FEASIBLE
+
+
+def _accuracy_note(sol: Any, what: str) -> str:
+    """The outcome's note on a joint solve that is not proven optimal."""
+    return (f"{what} not solved to Clarabel's tolerances, so not proven optimal: "
+            f"{sol.accuracy_note('$')}")
+
+
+def _solve_joint(model: Model, ops: dict[str, DsoOpf], tighten: bool) -> tuple[Any, bool]:
     """Solve the joint model; tighten an inexact relaxation with a loss penalty of 0.1,
     then 1, then 10 $/MWh (as each DSO's OPF does). What remains inexact is reported by the
-    outcome's status. Returns the solution and whether it was tightened."""
+    outcome's status. Returns the solution and whether it was tightened.
+
+    Clarabel often stops at ``AlmostSolved`` on this problem (the default scenario, seed
+    2028: gap 2.9e-9 against the 1e-9 asked); the back end accepts such an answer only when
+    it meets Clarabel's normal tolerances or its estimated cost error is negligible, and
+    polishes it otherwise (:mod:`tsodso.opt._clarabel`); an answer still not accepted is
+    ``feasible`` and reported by :func:`run_common`."""
     # iterative refinement off halves Clarabel's time on these problems (1.4 s instead of
     # 2.9 s on 10 feeders x 24 periods; objective equal to 1e-10), as for the DSO alone
     fast = {"iterative_refinement_enable": False}
     sol = model.solve("clarabel", tol=1e-9, options=fast)
     tightened = False
     penalty = DsoOptions().loss_penalty
-    while sol.ok and tighten and penalty <= 10 and _fictitious_max(ops, sol) > 0:
+    while _usable(sol) and tighten and penalty <= 10 and _fictitious_max(ops, sol) > 0:
         for op in ops.values():
             model.set_cost(op.L, np.tile(op.tree.r, op.T) * penalty * op.dt)
             op.applied_penalty = penalty
         sol = model.solve("clarabel", tol=1e-9, options=fast)
         tightened = True
         penalty *= 10
-    if sol.ok and tightened and _fictitious_max(ops, sol) > 0:
+    if _usable(sol) and tightened and _fictitious_max(ops, sol) > 0:
         # what remains may be solver accuracy: once more with iterative refinement
         sol = model.solve("clarabel", tol=1e-9)
     return sol, tightened
@@ -103,8 +122,11 @@ def run_common(system: System, tighten: bool = True, bus: MessageBus | None = No
     model, tso, ops, coupling = build_joint(system)
     fids = list(ops)
     sol, tightened = _solve_joint(model, ops, tighten)
+    unproven: list[str] = []  # notes on joint answers short of Clarabel's tolerances
     with_tools = [op for op in ops.values() if op.has_tools]
-    if sol.ok and with_tools:
+    if _usable(sol) and with_tools:
+        if not sol.ok:  # the tools are held where an answer short of tolerance put them
+            unproven.append(_accuracy_note(sol, "the joint problem with free voltage tools"))
         # the DSOs' tap changers and capacitor banks, free in the first solve, are held at
         # their positions (exact physics, fixed voltage control) and the market re-cleared
         for op in with_tools:
@@ -113,16 +135,22 @@ def run_common(system: System, tighten: bool = True, bus: MessageBus | None = No
             model.set_cost(op.L, np.zeros(len(op.L)))
         sol, again = _solve_joint(model, ops, tighten)
         tightened = tightened or again
-    if not sol.ok:
+    if not _usable(sol):
         raise SolveError(f"common: joint problem ended '{sol.status.value}' ({sol.raw_status})",
                          sol.status.value)
+    if not sol.ok:
+        unproven.append(_accuracy_note(sol, "the joint problem"))
     price = sol.dual(coupling).reshape(tso.T, -1) / tso.dt  # interface price per feeder
     results = {}
     for k, (f, op) in enumerate(ops.items()):
         op.price_vec = price[:, k]
         results[f] = extract(op, sol, tightened)
     notes = ([f"relaxation tightened with a loss penalty of {ops[fids[0]].applied_penalty:g} "
-              "$/MWh"] if tightened else [])
+              "$/MWh"] if tightened else []) + unproven
     # settle() redispatches the TSO around the joint solution's interface flows, which
     # reproduces the joint optimum's transmission part and its production cost
-    return settle("common", system, ops, results, ex, started, notes=notes)
+    outcome = settle("common", system, ops, results, ex, started, notes=notes)
+    if unproven and outcome.status in (SolveStatus.OPTIMAL.value, SolveStatus.SHED.value):
+        # its cost is known only to within the solver's accuracy, which the note gives
+        outcome.status = SolveStatus.FEASIBLE.value
+    return outcome

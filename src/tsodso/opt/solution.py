@@ -41,11 +41,13 @@ class Solution:
     status : SolveStatus
         Normalised solve status.
     objective : float
-        Optimal objective (including the constant offset); ``nan`` unless ``OPTIMAL``.
+        Optimal objective (including the constant offset); ``nan`` unless ``OPTIMAL`` or
+        ``FEASIBLE``.
     x : numpy.ndarray
-        Full primal vector. ``nan`` unless ``OPTIMAL``, except that HiGHS's last primal
-        point is kept when HiGHS reports it primal feasible (e.g. at a limit or for an
-        unbounded LP). Duals are ``nan`` unless ``OPTIMAL``.
+        Full primal vector. ``nan`` unless ``OPTIMAL`` or ``FEASIBLE`` (Clarabel's answer
+        that met only its reduced tolerances: see ``cost_error``), except that HiGHS's last
+        primal point is kept when HiGHS reports it primal feasible (e.g. at a limit or for
+        an unbounded LP). Duals are ``nan`` unless ``OPTIMAL`` or ``FEASIBLE``.
     row_dual : numpy.ndarray
         Duals of all linear rows (d obj* / d rhs, see module docstring).
     col_dual : numpy.ndarray
@@ -57,13 +59,31 @@ class Solution:
     raw_status : str
         The back end's own status name (e.g. ``"kOptimal"``, ``"AlmostSolved"``).
     iterations : int
-        Solver iteration count (simplex + IPM + QP iterations for HiGHS).
+        Solver iteration count (simplex + IPM + QP iterations for HiGHS; for Clarabel over
+        every solve in ``attempts``).
     build_s : float
         Wall time of the tsodso side of this call [s]: assembling the matrices (first solve)
         or the update vectors (re-solve); for HiGHS including ``passModel``/``passHessian``.
     solve_s : float
         Wall time of the solver [s]: ``Highs.run``; for Clarabel the ``DefaultSolver``
-        construction (equilibration, KKT setup) or ``update`` plus ``solve``.
+        construction (equilibration, KKT setup) or ``update`` plus ``solve``, and any
+        polishing re-solve.
+    primal_residual, dual_residual : float
+        Clarabel: its relative primal and dual residuals at the answer (as in its log);
+        ``nan`` for HiGHS.
+    gap : float
+        Clarabel: the absolute duality gap at the answer, |primal - dual objective| (in
+        objective units); ``nan`` for HiGHS.
+    cost_error : float
+        Clarabel: first-order estimate of the distance of ``objective`` from the true optimum
+        (the gap plus what the residuals are worth at the multipliers), in objective units;
+        ``nan`` for HiGHS and when there is no answer. It is the reported gap of a
+        :attr:`SolveStatus.FEASIBLE` answer (an estimate, not a bound: see
+        :mod:`tsodso.opt._clarabel`).
+    attempts : tuple of str
+        Clarabel: the raw status of every solve this answer took (the first solve, then any
+        polishing re-solve, see :mod:`tsodso.opt._clarabel`); ``raw_status`` is that of the
+        solve whose answer is returned. Empty for HiGHS.
     """
 
     status: SolveStatus
@@ -77,11 +97,32 @@ class Solution:
     iterations: int
     build_s: float
     solve_s: float
+    primal_residual: float = float("nan")
+    dual_residual: float = float("nan")
+    gap: float = float("nan")
+    cost_error: float = float("nan")
+    attempts: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """``True`` if the status is :attr:`SolveStatus.OPTIMAL`."""
         return self.status is SolveStatus.OPTIMAL
+
+    @property
+    def polished(self) -> bool:
+        """Whether the answer took more than one solve (a Clarabel polish)."""
+        return len(self.attempts) > 1
+
+    def accuracy_note(self, unit: str = "") -> str:
+        """How accurate a Clarabel answer is, in words: the solver's status at every solve,
+        the residuals and duality gap of the answer, and how far its objective may be from
+        the optimum (``cost_error``; ``unit`` is the objective's, e.g. ``"$"``)."""
+        steps = " then ".join(self.attempts) if self.attempts else self.raw_status
+        unit = f" {unit}" if unit else ""
+        return (f"{self.solver} ended {steps} (primal residual {self.primal_residual:.1e}, "
+                f"dual residual {self.dual_residual:.1e}, duality gap {self.gap:.3g}{unit}); "
+                f"the objective {self.objective:,.2f}{unit} may be {self.cost_error:,.3g}{unit} "
+                "from the optimum (first-order estimate)")
 
     def value(self, block: VarBlock) -> np.ndarray:
         """Primal values of ``block`` (a copy, shape ``(len(block),)``)."""

@@ -23,7 +23,9 @@ class SolveStatus(str, Enum):  # noqa: UP042 - a plain ``str`` mixin is the inte
     #: the relaxation (SOC branch flow) was not exact; the figures say by how much
     INEXACT = "inexact"
     #: the answer is feasible (its physics exact) but its optimality is not proven: its
-    #: cost lies within a reported gap of the optimum
+    #: cost lies within a reported gap of the optimum. From a solver: Clarabel's
+    #: ``AlmostSolved`` that no polish made acceptable, feasible and optimal only to its
+    #: reduced tolerances (``Solution.cost_error`` estimates the gap)
     FEASIBLE = "feasible"
     #: solved, but the optimum sheds load, leaves EV energy unmet, spills or is short of
     #: reserves (all priced; the result's ``shortfalls`` says how much and at what cost)
@@ -50,9 +52,13 @@ _HIGHS: dict[str, SolveStatus] = {
 
 _CLARABEL: dict[str, SolveStatus] = {
     "Solved": SolveStatus.OPTIMAL,
-    # "Almost" statuses met the reduced tolerances (``reduced_tol_*`` settings); they are
-    # reported as the corresponding exact status, the raw name is kept on the Solution.
-    "AlmostSolved": SolveStatus.OPTIMAL,
+    # "AlmostSolved" met only the reduced tolerances (``reduced_tol_*``: residuals up to
+    # 1e-4, gap 5e-5), which can leave the cost far from the optimum: not optimal. The
+    # Clarabel back end reports it optimal when its point meets the normal tolerances or
+    # its estimated cost error is negligible, and polishes it otherwise
+    # (tsodso.opt._clarabel). The infeasibility "Almost" statuses keep the exact status;
+    # the raw name is kept on the Solution.
+    "AlmostSolved": SolveStatus.FEASIBLE,
     "PrimalInfeasible": SolveStatus.INFEASIBLE,
     "AlmostPrimalInfeasible": SolveStatus.INFEASIBLE,
     "DualInfeasible": SolveStatus.UNBOUNDED,
@@ -101,8 +107,11 @@ def status_from_clarabel(status: Any) -> SolveStatus:
     Returns
     -------
     SolveStatus
-        The normalised status. ``AlmostSolved`` / ``AlmostPrimalInfeasible`` /
-        ``AlmostDualInfeasible`` map to ``OPTIMAL`` / ``INFEASIBLE`` / ``UNBOUNDED``;
-        ``Unsolved`` and ``CallbackTerminated`` map to ``ERROR``.
+        The normalised status. ``AlmostSolved`` (only Clarabel's reduced tolerances met)
+        maps to ``FEASIBLE``, never ``OPTIMAL``: the back end decides from the answer's
+        residuals and gap whether it is accurate enough to be optimal (see
+        :mod:`tsodso.opt._clarabel`). ``AlmostPrimalInfeasible`` / ``AlmostDualInfeasible``
+        map to ``INFEASIBLE`` / ``UNBOUNDED``; ``Unsolved`` and ``CallbackTerminated`` map to
+        ``ERROR``.
     """
     return _CLARABEL.get(_status_name(status), SolveStatus.ERROR)
