@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +40,7 @@ from tsodso.platform.store import PlatformError, SystemCache
 __all__ = ["Platform", "create_app"]
 
 _CHANGES_STATE = ("POST", "PUT", "PATCH", "DELETE")
+_log = logging.getLogger("tsodso.platform")
 
 
 @dataclass
@@ -163,6 +165,7 @@ async def _watch_gates(platform: Platform, every_s: float) -> None:
         try:
             due = await asyncio.to_thread(platform.due_sessions)
         except Exception:  # noqa: BLE001 - a database hiccup must not stop the watcher
+            _log.exception("looking for sessions whose gate has closed failed; retrying")
             continue
         for sid in due:
             platform.start_clearing(sid)
@@ -221,18 +224,19 @@ def _audit_middleware(app: FastAPI, platform: Platform) -> None:
                                                 else body)
         try:
             response = await call_next(request)
-            status = response.status_code
         except Exception:
-            status, response = 500, None
-        if not getattr(request.state, "audited", False):
-            caller = getattr(request.state, "caller", None)
-            org = caller.organisation if caller else getattr(request.state,
-                                                             "organisation", "")
-            actor = caller.actor if caller else getattr(request.state, "actor", "anonymous")
-            await asyncio.to_thread(append_record, platform.maker, org, actor,
-                                    request.method, request.url.path, status,
-                                    request.state.body_sha256)
-        if response is None:
-            return JSONResponse({"detail": "internal error (recorded in the audit log)"},
-                                status_code=500)
+            await _record(request, platform, 500)
+            raise  # the server logs it and answers 500
+        await _record(request, platform, response.status_code)
         return response
+
+
+async def _record(request: Request, platform: Platform, status: int) -> None:
+    """Record a state-changing request that no route recorded."""
+    if getattr(request.state, "audited", False):
+        return
+    caller = getattr(request.state, "caller", None)
+    org = caller.organisation if caller else getattr(request.state, "organisation", "")
+    actor = caller.actor if caller else getattr(request.state, "actor", "anonymous")
+    await asyncio.to_thread(append_record, platform.maker, org, actor, request.method,
+                            request.url.path, status, request.state.body_sha256)

@@ -169,8 +169,7 @@ def awards_of(system: System, scheme: str, outcome: Outcome,
     for o in offers:
         der = d.loc[o.der_id]
         feeder, bus = str(der.feeder_id), int(der.bus_id)
-        mw = outcome.der_dispatch[o.der_id].to_numpy(float) if o.der_id in \
-            outcome.der_dispatch else np.zeros(T)
+        mw = outcome.der_dispatch[o.der_id].to_numpy(float)
         if tso_price:
             size = max(float(der.p_max_mw), -float(der.p_min_mw))
             if bool(settled_zonal(system.rules, [size])[0]):

@@ -183,12 +183,15 @@ def gate_check(sess: db.MarketSession, now: datetime) -> None:
                             f"{_as_utc(sess.gate_close).isoformat()}")
 
 
+def _steps(steps: Sequence[dict[str, float]]) -> tuple[OfferStep, ...]:
+    return tuple(OfferStep(float(x["quantity_mw"]), float(x["price_per_mwh"])) for x in steps)
+
+
 def _offer(caller: Caller, offer_id: str, der_id: str, direction: str,
            steps: Sequence[dict[str, float]], max_mw: Sequence[float] | None,
            feeder_id: str | None = None, bus_id: int | None = None) -> Offer:
     return Offer(offer_id=offer_id, aggregator_id=caller.aggregator_id, der_id=der_id,
-                 steps=tuple(OfferStep(float(x["quantity_mw"]), float(x["price_per_mwh"]))
-                             for x in steps),
+                 steps=_steps(steps),
                  direction=direction,
                  max_mw=None if max_mw is None else tuple(float(v) for v in max_mw),
                  feeder_id=feeder_id, bus_id=bus_id)
@@ -271,9 +274,7 @@ def offers_in_force(s: Session, session_id: int) -> list[tuple[db.Offer, Offer]]
     for r in rows:
         agg = orgs[r.organisation_id].party.removeprefix("aggregator:")
         out.append((r, Offer(offer_id=r.offer_id, aggregator_id=agg, der_id=r.der_id,
-                             steps=tuple(OfferStep(float(x["quantity_mw"]),
-                                                   float(x["price_per_mwh"]))
-                                         for x in r.steps),
+                             steps=_steps(r.steps),
                              direction=r.direction,
                              max_mw=None if r.max_mw is None else tuple(r.max_mw))))
     return out

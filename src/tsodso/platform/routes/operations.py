@@ -18,7 +18,7 @@ from tsodso.platform.routes.results import _cleared
 from tsodso.platform.routes.sessions import session_of
 from tsodso.platform.schemas import AckIn, ActivationIn, EmergencyAnswerIn, EmergencyIn
 from tsodso.platform.store import PlatformError, post_message
-from tsodso.tso.offers import der_availability
+from tsodso.tso.offers import der_availability, feeder_load_by_bus
 
 router = APIRouter(tags=["operations"])
 
@@ -53,6 +53,11 @@ def activate(sid: int, body: ActivationIn, caller: CallerDep, request: Request,
         i = int(np.flatnonzero(system.ders.der_id.to_numpy() == body.der_id)[0])
         cap = min(float(der_availability(system)[body.period, i]), offer.offered_mw,
                   float(offer.max_mw[body.period]) if offer.max_mw else np.inf)
+        der = system.ders.iloc[i]
+        if der.kind == "demand_response" and system.rules.dr_export_ban:
+            # no more than the load at its site (as the market clears it: tso_view)
+            site = feeder_load_by_bus(system).get((der.feeder_id, der.bus_id))
+            cap = min(cap, 0.0 if site is None else float(site.iloc[body.period]))
         called = s.scalar(sa.select(sa.func.coalesce(sa.func.sum(db.Activation.mw), 0.0)).where(
             db.Activation.session_id == sid, db.Activation.der_id == body.der_id,
             db.Activation.period == body.period, db.Activation.state != "refused")) or 0.0
